@@ -1,0 +1,1 @@
+//! The Kubernetes wire protocol of a BeeMesh node.

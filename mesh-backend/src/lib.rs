@@ -1,0 +1,2 @@
+//! Bytes and keys: the node's fjall replica with its revision counter and event
+//! history (and, with the mesh, the libp2p swarm that fills it).

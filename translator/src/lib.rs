@@ -1,0 +1,8 @@
+//! The Kubernetes object model of a BeeMesh node: which resources exist, what their
+//! schemas say, how objects are validated and selected, and how they are stored.
+
+pub mod error;
+pub mod registry;
+
+pub use error::{ApiError, Cause, Subject};
+pub use registry::{GroupInfo, Registry, ResourceInfo, SubresourceInfo};

@@ -1,0 +1,168 @@
+//! Which resources this server serves: one `ResourceInfo` per (group, version, plural).
+//! Discovery, OpenAPI, routing and storage all read from here, so a kind appears
+//! everywhere or nowhere.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+/// A subresource such as `deployments/scale` or `pods/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubresourceInfo {
+    /// `status`, `scale`, `log`, `exec`, `binding`, `eviction`, `token`, `finalize` ...
+    pub name: String,
+    /// The kind the subresource speaks (`Scale` in `autoscaling/v1` for scale).
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub verbs: Vec<String>,
+}
+
+/// One served resource at one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    /// The URL segment, e.g. `deployments`.
+    pub plural: String,
+    /// Lower-case kind, e.g. `deployment`.
+    pub singular: String,
+    pub namespaced: bool,
+    /// Subset of create, delete, deletecollection, get, list, patch, update, watch.
+    pub verbs: Vec<String>,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub subresources: Vec<SubresourceInfo>,
+    /// `DeploymentList` etc.; empty when the resource cannot be listed.
+    pub list_kind: String,
+    /// The OpenAPI definition name, e.g. `io.k8s.api.apps.v1.Deployment`
+    /// (empty for kinds without a built-in schema).
+    pub definition: String,
+}
+
+impl ResourceInfo {
+    /// `apps/v1`, or `v1` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+    pub fn subresource(&self, name: &str) -> Option<&SubresourceInfo> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+    /// `deployments.apps`, or `pods` for the core group: how upstream names a resource in errors.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+}
+
+/// A served API group with its versions, preferred first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Empty for the core (legacy) group.
+    pub name: String,
+    pub versions: Vec<String>,
+}
+
+/// The set of served resources. Interior mutability so CRDs can be added at run time.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// (group, version, plural) -> info
+    by_path: RwLock<BTreeMap<(String, String, String), Arc<ResourceInfo>>>,
+    /// Group order as discovery lists it; each with its versions, preferred first.
+    groups: RwLock<Vec<GroupInfo>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Adds (or replaces) a resource; its group and version are appended to the group list
+    /// if new (later versions of a known group are appended after the preferred one).
+    pub fn insert(&self, info: ResourceInfo) {
+        {
+            let mut groups = self.groups.write();
+            match groups.iter_mut().find(|g| g.name == info.group) {
+                Some(g) => {
+                    if !g.versions.contains(&info.version) {
+                        g.versions.push(info.version.clone());
+                    }
+                }
+                None => groups.push(GroupInfo {
+                    name: info.group.clone(),
+                    versions: vec![info.version.clone()],
+                }),
+            }
+        }
+        self.by_path.write().insert(
+            (info.group.clone(), info.version.clone(), info.plural.clone()),
+            Arc::new(info),
+        );
+    }
+
+    /// Removes a resource (a deleted CRD version); drops the group/version when empty.
+    pub fn remove(&self, group: &str, version: &str, plural: &str) {
+        let mut by_path = self.by_path.write();
+        by_path.remove(&(group.to_string(), version.to_string(), plural.to_string()));
+        let still_has_version = by_path
+            .keys()
+            .any(|(g, v, _)| g == group && v == version);
+        drop(by_path);
+        if !still_has_version {
+            let mut groups = self.groups.write();
+            for g in groups.iter_mut() {
+                if g.name == group {
+                    g.versions.retain(|v| v != version);
+                }
+            }
+            groups.retain(|g| !g.versions.is_empty());
+        }
+    }
+
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.by_path
+            .read()
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
+    }
+
+    pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
+        self.by_path
+            .read()
+            .values()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+            .cloned()
+    }
+
+    /// All served groups, core first, in registration order.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        self.groups.read().clone()
+    }
+
+    /// Resources of one group/version, sorted by plural.
+    pub fn resources_in(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
+        self.by_path
+            .read()
+            .iter()
+            .filter(|((g, v, _), _)| g == group && v == version)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Every served resource at every version.
+    pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
+        self.by_path.read().values().cloned().collect()
+    }
+}

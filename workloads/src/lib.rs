@@ -1,0 +1,1 @@
+//! Controllers that act on stored objects.
