@@ -3,6 +3,8 @@
 
 pub mod error;
 pub mod registry;
+pub mod store;
+pub mod validation;
 
 pub use error::{ApiError, Cause, Subject};
 pub use registry::{GroupInfo, Registry, ResourceInfo, SubresourceInfo};

@@ -1,0 +1,544 @@
+//! The node's replica: a fjall keyspace of key → bytes, one strictly increasing revision
+//! per change, and the recent history of changes that watches are served from.
+//!
+//! Revisions are assigned under the commit lock in commit order, so the revision sequence
+//! has no gaps and no reordering (the pitfall that stalls watches in other API shims).
+//! A write is answered only once fsynced; concurrent writers share one fsync (group
+//! commit). Events reach history and watchers in revision order, after they are durable.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, oneshot};
+
+const META_REVISION: &[u8] = b"revision";
+
+/// Errors of the storage layer (I/O, corruption). Client mistakes are not errors here.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] fjall::Error),
+    #[error("storage i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored revision is corrupt")]
+    CorruptRevision,
+    #[error("the replica is shutting down")]
+    Closed,
+}
+
+/// What changed at one revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Put,
+    Delete,
+}
+
+/// One change, as watchers see it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub revision: u64,
+    pub kind: EventKind,
+    pub key: Bytes,
+    /// The new value; for a delete, the object's final state (stamped with this revision).
+    pub value: Bytes,
+    /// The value before this change, if the key existed.
+    pub prev: Option<Bytes>,
+}
+
+/// What a write decides, given the current value and the revision it would get.
+pub enum Mutation {
+    Put(Bytes),
+    /// Remove the key; the bytes are the final state watchers receive.
+    Delete(Bytes),
+    /// Nothing to write: no revision is consumed and no event is sent.
+    Unchanged,
+}
+
+/// Tuning of the replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// How many recent events are kept for watches that start in the past.
+    pub history_events: usize,
+    /// Upper bound on the bytes those events may hold.
+    pub history_bytes: usize,
+    /// fsync before answering writes (off only for throw-away test replicas).
+    pub durable: bool,
+    /// fjall block cache size.
+    pub cache_bytes: u64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            history_events: 20_000,
+            history_bytes: 64 << 20,
+            durable: true,
+            cache_bytes: 32 << 20,
+        }
+    }
+}
+
+struct History {
+    events: VecDeque<Arc<Event>>,
+    bytes: usize,
+    /// Revisions at or below this are no longer available for watches.
+    compacted: u64,
+}
+
+struct PendingSync {
+    events: Vec<Arc<Event>>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// A consistent read view: the store as of `revision`.
+pub struct ReadView {
+    snapshot: Snapshot,
+    objects: Keyspace,
+    pub revision: u64,
+}
+
+impl ReadView {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ReplicaError> {
+        Ok(self
+            .snapshot
+            .get(&self.objects, key)?
+            .map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    /// Keys and values under `prefix`, in key order, strictly after `after` if given.
+    pub fn scan<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        after: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = Result<(Bytes, Bytes), ReplicaError>> + 'a {
+        let iter = match after {
+            Some(start) => {
+                let mut lower = start.to_vec();
+                lower.push(0);
+                let upper = prefix_upper_bound(prefix);
+                match upper {
+                    Some(upper) => self.snapshot.range(&self.objects, lower..upper),
+                    None => self.snapshot.range(&self.objects, lower..),
+                }
+            }
+            None => self.snapshot.prefix(&self.objects, prefix),
+        };
+        iter.map(|guard| {
+            let (k, v) = guard.into_inner()?;
+            Ok((Bytes::copy_from_slice(&k), Bytes::copy_from_slice(&v)))
+        })
+    }
+}
+
+fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut upper = prefix.to_vec();
+    while let Some(last) = upper.pop() {
+        if last < 0xff {
+            upper.push(last + 1);
+            return Some(upper);
+        }
+    }
+    None
+}
+
+/// The node-local store.
+pub struct Replica {
+    db: Database,
+    objects: Keyspace,
+    meta: Keyspace,
+    /// The last assigned revision; the lock is the commit lock.
+    revision: Mutex<u64>,
+    history: RwLock<History>,
+    live: broadcast::Sender<Arc<Event>>,
+    sync_tx: Mutex<Option<std_mpsc::Sender<PendingSync>>>,
+    pinned: Mutex<VecDeque<(u64, Instant, Arc<ReadView>)>>,
+    config: ReplicaConfig,
+}
+
+impl Replica {
+    /// Opens (or creates) the replica in `dir`; the revision counter continues where it was.
+    pub fn open(dir: &Path, config: ReplicaConfig) -> Result<Arc<Replica>, ReplicaError> {
+        let db = Database::builder(dir)
+            .cache_size(config.cache_bytes)
+            .manual_journal_persist(true)
+            .open()?;
+        let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let revision = match meta.get(META_REVISION)? {
+            Some(v) => {
+                let arr: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| ReplicaError::CorruptRevision)?;
+                u64::from_be_bytes(arr)
+            }
+            None => 0,
+        };
+        let (live, _) = broadcast::channel(65_536);
+        let (sync_tx, sync_rx) = std_mpsc::channel::<PendingSync>();
+        let replica = Arc::new(Replica {
+            db,
+            objects,
+            meta,
+            revision: Mutex::new(revision),
+            history: RwLock::new(History {
+                events: VecDeque::new(),
+                bytes: 0,
+                compacted: revision,
+            }),
+            live,
+            sync_tx: Mutex::new(Some(sync_tx)),
+            pinned: Mutex::new(VecDeque::new()),
+            config,
+        });
+        let weak = Arc::downgrade(&replica);
+        std::thread::Builder::new()
+            .name("replica-sync".into())
+            .spawn(move || sync_loop(weak, sync_rx))?;
+        Ok(replica)
+    }
+
+    /// The last assigned revision.
+    pub fn revision(&self) -> u64 {
+        *self.revision.lock()
+    }
+
+    /// The oldest revision a watch may start from (exclusive lower bound).
+    pub fn compacted_revision(&self) -> u64 {
+        self.history.read().compacted
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, ReplicaError> {
+        Ok(self.objects.get(key)?.map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    /// A consistent view of the whole store at the current revision.
+    pub fn view(&self) -> Arc<ReadView> {
+        let rev = self.revision.lock();
+        Arc::new(ReadView {
+            snapshot: self.db.snapshot(),
+            objects: self.objects.clone(),
+            revision: *rev,
+        })
+    }
+
+    /// Keeps `view` for later pages of a paginated list (bounded count and age).
+    pub fn pin_view(&self, view: Arc<ReadView>) {
+        let mut pinned = self.pinned.lock();
+        let now = Instant::now();
+        pinned.retain(|(_, t, _)| now.duration_since(*t) < Duration::from_secs(120));
+        if pinned.iter().any(|(r, _, _)| *r == view.revision) {
+            return;
+        }
+        if pinned.len() >= 32 {
+            pinned.pop_front();
+        }
+        pinned.push_back((view.revision, now, view));
+    }
+
+    /// A pinned view at exactly `revision`, or the live store when nothing changed since.
+    pub fn view_at(&self, revision: u64) -> Option<Arc<ReadView>> {
+        if let Some((_, _, v)) = self.pinned.lock().iter().find(|(r, _, _)| *r == revision) {
+            return Some(v.clone());
+        }
+        let view = self.view();
+        (view.revision == revision).then_some(view)
+    }
+
+    /// Atomically reads `key`, lets `decide` choose a mutation given the current value and
+    /// the revision the change would get, commits it, and waits until it is durable.
+    /// Returns whatever `decide` returned alongside the committed revision.
+    pub async fn write<T, E>(
+        &self,
+        key: &[u8],
+        decide: impl FnOnce(Option<&[u8]>, u64) -> Result<(Mutation, T), E>,
+    ) -> Result<Result<(u64, T), E>, ReplicaError> {
+        let (done_rx, revision, out) = {
+            let mut rev = self.revision.lock();
+            let current = self.objects.get(key)?;
+            let next = *rev + 1;
+            let (mutation, out) = match decide(current.as_deref(), next) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            if matches!(mutation, Mutation::Unchanged) {
+                return Ok(Ok((*rev, out)));
+            }
+            let mut batch = self.db.batch();
+            let key_bytes = Bytes::copy_from_slice(key);
+            let prev = current.map(|c| Bytes::copy_from_slice(&c));
+            let event = match mutation {
+                Mutation::Put(value) => {
+                    batch.insert(&self.objects, key, value.as_ref());
+                    Event {
+                        revision: next,
+                        kind: EventKind::Put,
+                        key: key_bytes,
+                        value,
+                        prev,
+                    }
+                }
+                Mutation::Delete(value) => {
+                    batch.remove(&self.objects, key);
+                    Event {
+                        revision: next,
+                        kind: EventKind::Delete,
+                        key: key_bytes,
+                        value,
+                        prev,
+                    }
+                }
+                Mutation::Unchanged => return Ok(Ok((*rev, out))),
+            };
+            batch.insert(&self.meta, META_REVISION, next.to_be_bytes().as_slice());
+            batch.commit()?;
+            *rev = next;
+            let (done_tx, done_rx) = oneshot::channel();
+            let sender = self.sync_tx.lock();
+            let Some(sender) = sender.as_ref() else {
+                return Err(ReplicaError::Closed);
+            };
+            sender
+                .send(PendingSync {
+                    events: vec![Arc::new(event)],
+                    done: done_tx,
+                })
+                .map_err(|_| ReplicaError::Closed)?;
+            (done_rx, next, out)
+        };
+        match done_rx.await {
+            Ok(Ok(())) => Ok(Ok((revision, out))),
+            Ok(Err(msg)) => Err(ReplicaError::Io(std::io::Error::other(msg))),
+            Err(_) => Err(ReplicaError::Closed),
+        }
+    }
+
+    /// Subscribes to changes after `after`: the retained history past it, then live events.
+    /// `None` when `after` is older than the retained history (the client must re-list).
+    pub fn subscribe(&self, after: u64) -> Option<Subscription> {
+        let history = self.history.read();
+        if after < history.compacted {
+            return None;
+        }
+        let live = self.live.subscribe();
+        let backlog: Vec<Arc<Event>> = history
+            .events
+            .iter()
+            .filter(|e| e.revision > after)
+            .cloned()
+            .collect();
+        Some(Subscription {
+            backlog: backlog.into(),
+            live,
+            last: after,
+        })
+    }
+
+    fn publish(&self, events: Vec<Arc<Event>>) {
+        let mut history = self.history.write();
+        for event in events {
+            history.bytes += event.value.len() + event.prev.as_ref().map_or(0, |p| p.len());
+            history.events.push_back(event.clone());
+            // A send error only means nobody is watching.
+            let _ = self.live.send(event);
+        }
+        while history.events.len() > self.config.history_events
+            || history.bytes > self.config.history_bytes
+        {
+            let Some(old) = history.events.pop_front() else {
+                break;
+            };
+            history.bytes -= old.value.len() + old.prev.as_ref().map_or(0, |p| p.len());
+            history.compacted = old.revision;
+        }
+    }
+
+    /// Flushes and stops the sync thread; later writes fail with `Closed`.
+    pub fn close(&self) {
+        self.sync_tx.lock().take();
+        let _ = self.db.persist(PersistMode::SyncAll);
+    }
+}
+
+/// Events for one watcher, in revision order, with no gaps.
+pub struct Subscription {
+    backlog: VecDeque<Arc<Event>>,
+    live: broadcast::Receiver<Arc<Event>>,
+    last: u64,
+}
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionEnd {
+    /// The watcher fell too far behind; it must re-list.
+    Lagged,
+    Closed,
+}
+
+impl Subscription {
+    /// The next event, skipping any at or below revisions already delivered.
+    pub async fn next(&mut self) -> Result<Arc<Event>, SubscriptionEnd> {
+        loop {
+            let event = match self.backlog.pop_front() {
+                Some(e) => e,
+                None => match self.live.recv().await {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        return Err(SubscriptionEnd::Lagged);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(SubscriptionEnd::Closed);
+                    }
+                },
+            };
+            if event.revision > self.last {
+                self.last = event.revision;
+                return Ok(event);
+            }
+        }
+    }
+
+    /// Advances the low-water mark: events at or below `revision` are skipped.
+    pub fn skip_through(&mut self, revision: u64) {
+        self.last = self.last.max(revision);
+    }
+}
+
+/// Group commit: drain every queued write, fsync once, then publish and answer them all.
+fn sync_loop(replica: std::sync::Weak<Replica>, rx: std_mpsc::Receiver<PendingSync>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let Some(replica) = replica.upgrade() else {
+            return;
+        };
+        let result = if replica.config.durable {
+            replica
+                .db
+                .persist(PersistMode::SyncData)
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        let mut events = Vec::with_capacity(batch.len());
+        let mut waiters = Vec::with_capacity(batch.len());
+        for pending in batch {
+            events.extend(pending.events);
+            waiters.push(pending.done);
+        }
+        if result.is_ok() {
+            replica.publish(events);
+        } else {
+            tracing::error!(error = ?result, "replica fsync failed");
+        }
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(v: &'static str) -> impl FnOnce(Option<&[u8]>, u64) -> Result<(Mutation, ()), ()> {
+        move |_, _| Ok((Mutation::Put(Bytes::from_static(v.as_bytes())), ()))
+    }
+
+    #[tokio::test]
+    async fn revisions_increase_and_survive_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+            let (r1, ()) = r.write(b"a", put("1")).await.unwrap().unwrap();
+            let (r2, ()) = r.write(b"b", put("2")).await.unwrap().unwrap();
+            assert_eq!((r1, r2), (1, 2));
+            r.close();
+        }
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        assert_eq!(r.revision(), 2);
+        assert_eq!(r.get(b"a").unwrap().unwrap(), Bytes::from_static(b"1"));
+        let (r3, ()) = r.write(b"a", put("3")).await.unwrap().unwrap();
+        assert_eq!(r3, 3);
+        // History before the restart is gone: watching from 1 must re-list.
+        assert!(r.subscribe(1).is_none());
+        assert!(r.subscribe(2).is_some());
+    }
+
+    #[tokio::test]
+    async fn subscription_sees_every_change_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        r.write(b"a", put("1")).await.unwrap().unwrap();
+        let mut sub = r.subscribe(0).unwrap();
+        let writer = {
+            let r = r.clone();
+            tokio::spawn(async move {
+                for i in 0..50u8 {
+                    let key = [b'k', i];
+                    r.write(&key, put("x")).await.unwrap().unwrap();
+                }
+            })
+        };
+        let mut seen = Vec::new();
+        while seen.len() < 51 {
+            seen.push(sub.next().await.unwrap().revision);
+        }
+        writer.await.unwrap();
+        assert_eq!(seen, (1..=51).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn decide_can_refuse_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        let out: Result<(u64, ()), &str> = r.write(b"a", |_, _| Err("no")).await.unwrap();
+        assert_eq!(out.unwrap_err(), "no");
+        assert_eq!(r.revision(), 0);
+        assert!(r.get(b"a").unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn views_are_consistent_and_scan_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        for k in ["/p/b", "/p/a", "/q/a", "/p/c"] {
+            r.write(k.as_bytes(), put("v")).await.unwrap().unwrap();
+        }
+        let view = r.view();
+        r.write(b"/p/d", put("v")).await.unwrap().unwrap();
+        let keys: Vec<Bytes> = view.scan(b"/p/", None).map(|kv| kv.unwrap().0).collect();
+        assert_eq!(keys, vec!["/p/a", "/p/b", "/p/c"]);
+        let after: Vec<Bytes> = view
+            .scan(b"/p/", Some(b"/p/a"))
+            .map(|kv| kv.unwrap().0)
+            .collect();
+        assert_eq!(after, vec!["/p/b", "/p/c"]);
+        assert_eq!(view.revision, 4);
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ReplicaConfig {
+            history_events: 3,
+            ..ReplicaConfig::default()
+        };
+        let r = Replica::open(dir.path(), config).unwrap();
+        for _ in 0..10 {
+            r.write(b"a", put("v")).await.unwrap().unwrap();
+        }
+        assert_eq!(r.compacted_revision(), 7);
+        assert!(r.subscribe(6).is_none());
+        let mut sub = r.subscribe(7).unwrap();
+        assert_eq!(sub.next().await.unwrap().revision, 8);
+    }
+}

@@ -1,0 +1,600 @@
+//! Kubernetes objects over the replica: keys laid out like etcd's `/registry`, every
+//! stored object stamped with the replica revision as `metadata.resourceVersion`, and the
+//! preconditions (existence, resourceVersion, uid) checked atomically with the commit.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use beemesh_mesh_backend::{Mutation, ReadView, Replica, ReplicaError, Subscription};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Result};
+use crate::registry::ResourceInfo;
+
+impl From<ReplicaError> for ApiError {
+    fn from(e: ReplicaError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// The storage key of an object: `/<group|core>/<plural>/[<namespace>/]<name>`.
+/// Sorting by key sorts by namespace then name, as upstream lists do.
+pub fn object_key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> Vec<u8> {
+    let mut key = list_prefix(res, namespace);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The key prefix of a list: all namespaces when `namespace` is `None`.
+pub fn list_prefix(res: &ResourceInfo, namespace: Option<&str>) -> Vec<u8> {
+    let group = if res.group.is_empty() {
+        "core"
+    } else {
+        res.group.as_str()
+    };
+    match namespace {
+        Some(ns) if res.namespaced => format!("/{group}/{}/{ns}/", res.plural).into_bytes(),
+        _ => format!("/{group}/{}/", res.plural).into_bytes(),
+    }
+}
+
+/// Which state a list reads (`resourceVersion` + `resourceVersionMatch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// `""`: the most recent state.
+    Latest,
+    /// `"0"` or `NotOlderThan`: any state at or after the revision.
+    NotOlderThan(u64),
+    /// `Exact`: precisely that revision.
+    Exact(u64),
+}
+
+/// One page of a list.
+pub struct ListPage {
+    /// Stored objects (JSON), in key order.
+    pub items: Vec<Bytes>,
+    pub revision: u64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// What a list asks for.
+pub struct ListRequest<'a> {
+    pub namespace: Option<&'a str>,
+    pub read_at: ReadAt,
+    pub limit: Option<usize>,
+    pub continue_token: Option<&'a str>,
+    /// Keeps an item when true; `None` keeps everything (and allows `remainingItemCount`).
+    pub filter: Option<&'a dyn Fn(&Value) -> bool>,
+}
+
+/// Preconditions a write must meet (from the URL, body or DeleteOptions).
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
+}
+
+/// A store of Kubernetes objects backed by the node's replica.
+#[derive(Clone)]
+pub struct ObjectStore {
+    replica: Arc<Replica>,
+}
+
+/// The stored value as a JSON object, or an internal error (never a client's fault).
+pub fn parse_stored(bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object: {e}")))
+}
+
+fn stamp(mut obj: Value, revision: u64) -> Result<(Bytes, Value)> {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), json!(revision.to_string()));
+    }
+    let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((Bytes::from(bytes), obj))
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// Parses a client-supplied resourceVersion; anything but a decimal is a 400.
+pub fn parse_resource_version(rv: &str) -> Result<u64> {
+    rv.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: u64,
+    start: String,
+}
+
+fn encode_continue(revision: u64, last_key: &[u8], prefix: &[u8]) -> String {
+    let start = String::from_utf8_lossy(&last_key[prefix.len()..]).into_owned();
+    let token = ContinueToken {
+        v: "meta.k8s.io/v1".into(),
+        rv: revision,
+        start,
+    };
+    let raw = serde_json::to_vec(&token).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE.encode(raw)
+}
+
+fn decode_continue(token: &str) -> Result<ContinueToken> {
+    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(token)
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
+        .map_err(|_| bad("not base64"))?;
+    let token: ContinueToken = serde_json::from_slice(&raw).map_err(|_| bad("malformed"))?;
+    if token.v != "meta.k8s.io/v1" {
+        return Err(bad(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
+    }
+    if token.start.contains("..") || token.start.starts_with('/') {
+        return Err(bad("invalid start key"));
+    }
+    Ok(token)
+}
+
+impl ObjectStore {
+    pub fn new(replica: Arc<Replica>) -> Self {
+        ObjectStore { replica }
+    }
+
+    pub fn replica(&self) -> &Arc<Replica> {
+        &self.replica
+    }
+
+    /// The current revision of this node's replica.
+    pub fn revision(&self) -> u64 {
+        self.replica.revision()
+    }
+
+    pub fn get(&self, res: &ResourceInfo, namespace: Option<&str>, name: &str) -> Result<Value> {
+        let bytes = self
+            .replica
+            .get(&object_key(res, namespace, name))?
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        parse_stored(&bytes)
+    }
+
+    /// Reads one page of a list.
+    pub fn list(&self, res: &ResourceInfo, req: &ListRequest<'_>) -> Result<ListPage> {
+        let prefix = list_prefix(res, req.namespace);
+        let (view, start): (Arc<ReadView>, Option<Vec<u8>>) = match req.continue_token {
+            Some(token) if !token.is_empty() => {
+                let token = decode_continue(token)?;
+                let view = self.replica.view_at(token.rv).ok_or_else(|| {
+                    ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    )
+                })?;
+                let mut start = prefix.clone();
+                start.extend_from_slice(token.start.as_bytes());
+                (view, Some(start))
+            }
+            _ => {
+                let view = match req.read_at {
+                    ReadAt::Latest => self.replica.view(),
+                    ReadAt::NotOlderThan(rv) => {
+                        let view = self.replica.view();
+                        if view.revision < rv {
+                            return Err(ApiError::Timeout {
+                                message: format!(
+                                    "Too large resource version: {rv}, current: {}",
+                                    view.revision
+                                ),
+                            });
+                        }
+                        view
+                    }
+                    ReadAt::Exact(rv) => self.replica.view_at(rv).ok_or_else(|| {
+                        ApiError::gone(format!(
+                            "too old resource version: {rv} ({})",
+                            self.replica.revision()
+                        ))
+                    })?,
+                };
+                (view, None)
+            }
+        };
+        let limit = req.limit.filter(|l| *l > 0);
+        let mut items = Vec::new();
+        let mut last_key: Option<Bytes> = None;
+        let mut more = false;
+        let mut remaining: i64 = 0;
+        for kv in view.scan(&prefix, start.as_deref()) {
+            let (key, value) = kv?;
+            if let Some(limit) = limit
+                && items.len() >= limit
+            {
+                more = true;
+                if req.filter.is_some() {
+                    break;
+                }
+                remaining += 1;
+                continue;
+            }
+            if let Some(filter) = req.filter {
+                let obj = parse_stored(&value)?;
+                if !filter(&obj) {
+                    continue;
+                }
+            }
+            items.push(value);
+            last_key = Some(key);
+        }
+        let continue_token = match (more, last_key) {
+            (true, Some(key)) => {
+                self.replica.pin_view(view.clone());
+                Some(encode_continue(view.revision, &key, &prefix))
+            }
+            _ => None,
+        };
+        let remaining = (continue_token.is_some() && req.filter.is_none()).then_some(remaining);
+        Ok(ListPage {
+            items,
+            revision: view.revision,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// Stores a new object; fails with AlreadyExists if the key is taken.
+    pub async fn create(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        obj: Value,
+    ) -> Result<Value> {
+        let name = meta_str(&obj, "name")
+            .ok_or_else(|| ApiError::bad_request("metadata.name is required"))?
+            .to_string();
+        let key = object_key(res, namespace, &name);
+        let out = self
+            .replica
+            .write::<_, ApiError>(&key, |current, revision| {
+                if current.is_some() {
+                    return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+                }
+                let (bytes, stored) = stamp(obj, revision)?;
+                Ok((Mutation::Put(bytes), stored))
+            })
+            .await??;
+        Ok(out.1)
+    }
+
+    /// Replaces an object atomically: `decide` gets the current object and returns the
+    /// new one (or `None` to leave it unchanged); preconditions are checked first.
+    /// An object with `deletionTimestamp` whose last finalizer is removed is deleted.
+    pub async fn update(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        decide: impl FnOnce(Value) -> Result<Option<Value>>,
+    ) -> Result<Value> {
+        let key = object_key(res, namespace, name);
+        let (_, stored) = self
+            .replica
+            .write::<_, ApiError>(&key, |current, revision| {
+                let current =
+                    current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+                let current = parse_stored(current)?;
+                check_preconditions(res, name, &current, pre)?;
+                let Some(new) = decide(current.clone())? else {
+                    return Ok((Mutation::Unchanged, current));
+                };
+                if same_except_version(&current, &new) {
+                    return Ok((Mutation::Unchanged, current));
+                }
+                let finalizing = new
+                    .pointer("/metadata/deletionTimestamp")
+                    .is_some_and(|t| !t.is_null())
+                    && new
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .is_none_or(|f| f.is_empty());
+                let (bytes, stored) = stamp(new, revision)?;
+                if finalizing {
+                    Ok((Mutation::Delete(bytes), stored))
+                } else {
+                    Ok((Mutation::Put(bytes), stored))
+                }
+            })
+            .await??;
+        Ok(stored)
+    }
+
+    /// Deletes an object now, or — when it has finalizers — marks it with
+    /// `deletionTimestamp` and keeps it. Returns the last state and whether it is gone.
+    pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        now: &str,
+    ) -> Result<(Value, bool)> {
+        let key = object_key(res, namespace, name);
+        let (_, out) = self
+            .replica
+            .write::<_, ApiError>(&key, |current, revision| {
+                let current =
+                    current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+                let mut obj = parse_stored(current)?;
+                check_preconditions(res, name, &obj, pre)?;
+                let has_finalizers = obj
+                    .pointer("/metadata/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
+                if has_finalizers {
+                    let already = obj.pointer("/metadata/deletionTimestamp").is_some();
+                    if already {
+                        return Ok((Mutation::Unchanged, (obj, false)));
+                    }
+                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("deletionTimestamp".into(), json!(now));
+                        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                    }
+                    let (bytes, stored) = stamp(obj, revision)?;
+                    return Ok((Mutation::Put(bytes), (stored, false)));
+                }
+                let (bytes, stored) = stamp(obj, revision)?;
+                Ok((Mutation::Delete(bytes), (stored, true)))
+            })
+            .await??;
+        Ok(out)
+    }
+
+    /// Starts a watch: the current objects (when `from` is `None`) and then every change
+    /// after them; from a revision, only changes after it. 410 when it is too old.
+    pub fn watch(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchSource> {
+        let prefix = list_prefix(res, namespace);
+        let too_old = |rv: u64| {
+            ApiError::gone(format!(
+                "too old resource version: {rv} ({})",
+                self.replica.compacted_revision() + 1
+            ))
+        };
+        match from {
+            Some(rv) => {
+                let sub = self.replica.subscribe(rv).ok_or_else(|| too_old(rv))?;
+                Ok(WatchSource {
+                    initial: Vec::new(),
+                    revision: rv,
+                    subscription: sub,
+                    prefix,
+                })
+            }
+            None => {
+                let view = self.replica.view();
+                let sub = self
+                    .replica
+                    .subscribe(view.revision)
+                    .ok_or_else(|| too_old(view.revision))?;
+                let mut initial = Vec::new();
+                for kv in view.scan(&prefix, None) {
+                    initial.push(kv?.1);
+                }
+                Ok(WatchSource {
+                    initial,
+                    revision: view.revision,
+                    subscription: sub,
+                    prefix,
+                })
+            }
+        }
+    }
+}
+
+fn check_preconditions(
+    res: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    pre: &Preconditions,
+) -> Result<()> {
+    if let Some(uid) = pre.uid.as_deref().filter(|u| !u.is_empty())
+        && meta_str(current, "uid") != Some(uid)
+    {
+        return Err(ApiError::conflict(
+            &res.group,
+            &res.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta_str(current, "uid").unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(rv) = pre.resource_version.as_deref().filter(|r| !r.is_empty())
+        && meta_str(current, "resourceVersion") != Some(rv)
+    {
+        return Err(ApiError::conflict(
+            &res.group,
+            &res.plural,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    Ok(())
+}
+
+/// Equal apart from `metadata.resourceVersion` (a no-op write keeps its revision).
+fn same_except_version(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// The pieces a watch is served from.
+pub struct WatchSource {
+    /// Objects to send as ADDED first (empty when watching from a revision).
+    pub initial: Vec<Bytes>,
+    /// The revision `initial` reflects (or the one the watch started from).
+    pub revision: u64,
+    /// Changes after `revision`, for every key: filter by `prefix`.
+    pub subscription: Subscription,
+    pub prefix: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use beemesh_mesh_backend::ReplicaConfig;
+
+    fn configmaps() -> ResourceInfo {
+        ResourceInfo {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            plural: "configmaps".into(),
+            singular: "configmap".into(),
+            namespaced: true,
+            verbs: vec![],
+            short_names: vec![],
+            categories: vec![],
+            subresources: vec![],
+            list_kind: "ConfigMapList".into(),
+            definition: String::new(),
+        }
+    }
+
+    fn cm(name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}})
+    }
+
+    async fn store() -> (tempfile::TempDir, ObjectStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        (dir, ObjectStore::new(r))
+    }
+
+    #[tokio::test]
+    async fn create_get_conflict_and_stale_update() {
+        let (_d, s) = store().await;
+        let res = configmaps();
+        let created = s.create(&res, Some("default"), cm("a")).await.unwrap();
+        assert_eq!(created["metadata"]["resourceVersion"], "1");
+        let err = s.create(&res, Some("default"), cm("a")).await.unwrap_err();
+        assert_eq!(err.code(), 409);
+        assert_eq!(err.reason(), "AlreadyExists");
+        let pre = Preconditions {
+            resource_version: Some("1".into()),
+            uid: None,
+        };
+        let upd = |v: Value| {
+            let mut v = v;
+            v["data"] = json!({"k": "v"});
+            Ok(Some(v))
+        };
+        let updated = s
+            .update(&res, Some("default"), "a", &pre, upd)
+            .await
+            .unwrap();
+        assert_eq!(updated["metadata"]["resourceVersion"], "2");
+        let stale = s
+            .update(&res, Some("default"), "a", &pre, upd)
+            .await
+            .unwrap_err();
+        assert_eq!(stale.reason(), "Conflict");
+        // A no-op update keeps the revision.
+        let same = s
+            .update(&res, Some("default"), "a", &Preconditions::default(), upd)
+            .await
+            .unwrap();
+        assert_eq!(same["metadata"]["resourceVersion"], "2");
+        assert_eq!(s.revision(), 2);
+    }
+
+    #[tokio::test]
+    async fn paginated_list_is_consistent_and_counts_remaining() {
+        let (_d, s) = store().await;
+        let res = configmaps();
+        for n in ["c", "a", "b", "d"] {
+            s.create(&res, Some("default"), cm(n)).await.unwrap();
+        }
+        let req = |token: Option<&'static str>| ListRequest {
+            namespace: Some("default"),
+            read_at: ReadAt::Latest,
+            limit: Some(2),
+            continue_token: token,
+            filter: None,
+        };
+        let page = s.list(&res, &req(None)).unwrap();
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(page.remaining, Some(2));
+        let token: &'static str = Box::leak(page.continue_token.unwrap().into_boxed_str());
+        // A write between pages does not show up in the second page.
+        s.create(&res, Some("default"), cm("e")).await.unwrap();
+        let page2 = s.list(&res, &req(Some(token))).unwrap();
+        let names: Vec<String> = page2
+            .items
+            .iter()
+            .map(|b| {
+                parse_stored(b).unwrap()["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, vec!["c", "d"]);
+        assert!(page2.continue_token.is_none());
+        assert_eq!(page2.revision, 4);
+        let bad = s.list(&res, &req(Some("!!notbase64"))).err().unwrap();
+        assert_eq!(bad.code(), 400);
+    }
+
+    #[tokio::test]
+    async fn finalizers_hold_deletion_until_removed() {
+        let (_d, s) = store().await;
+        let res = configmaps();
+        let mut obj = cm("f");
+        obj["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        s.create(&res, Some("default"), obj).await.unwrap();
+        let (marked, gone) = s
+            .delete(
+                &res,
+                Some("default"),
+                "f",
+                &Preconditions::default(),
+                "2026-01-01T00:00:00Z",
+            )
+            .await
+            .unwrap();
+        assert!(!gone);
+        assert_eq!(
+            marked["metadata"]["deletionTimestamp"],
+            "2026-01-01T00:00:00Z"
+        );
+        s.update(
+            &res,
+            Some("default"),
+            "f",
+            &Preconditions::default(),
+            |mut v| {
+                v["metadata"]["finalizers"] = json!([]);
+                Ok(Some(v))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.get(&res, Some("default"), "f").unwrap_err().code(), 404);
+    }
+}
