@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod error;
 pub mod registry;
+pub mod registry_builtin;
 pub mod store;
 pub mod validation;
 
