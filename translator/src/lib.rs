@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod error;
 pub mod registry;
 pub mod registry_builtin;
+pub mod selector;
 pub mod store;
 pub mod validation;
 
