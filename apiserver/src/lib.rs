@@ -1,1 +1,2 @@
 //! The Kubernetes wire protocol of a BeeMesh node.
+pub mod patch;
