@@ -1302,6 +1302,30 @@ fn events_v1_field(event: &Value, field: &str) -> String {
     }
 }
 
+/// The string form of a `metav1.LabelSelector` object (`LabelSelectorAsSelector(s).String()`),
+/// as a Scale's `status.selector` carries it; "" for an invalid, empty or null selector.
+pub fn selector_string(selector: &Value) -> String {
+    LabelSelector::from_label_selector_object(selector)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+/// `metav1.FormatLabelSelector`: the selector's string form, `<none>` when empty and
+/// `<error>` when it cannot be converted.
+pub fn format_label_selector(selector: &Value) -> String {
+    match LabelSelector::from_label_selector_object(selector) {
+        Err(_) => "<error>".to_string(),
+        Ok(s) => {
+            let text = s.to_string();
+            if text.is_empty() {
+                "<none>".to_string()
+            } else {
+                text
+            }
+        }
+    }
+}
+
 /// Formats a label map as upstream's `labels.FormatLabels`: sorted `k=v` pairs, or `<none>`.
 pub fn format_labels(labels: &Value) -> String {
     let sorted: BTreeMap<&String, String> = labels
@@ -1754,6 +1778,19 @@ mod tests {
             "field label not supported: spec.size"
         );
         assert!(FieldSelector::parse_custom("metadata.namespace=a", false, &fields).is_err());
+    }
+
+    #[test]
+    fn selector_strings() {
+        let sel = json!({"matchLabels": {"app": "web", "a": "b"}});
+        assert_eq!(selector_string(&sel), "a=b,app=web");
+        assert_eq!(format_label_selector(&sel), "a=b,app=web");
+        assert_eq!(format_label_selector(&json!({})), "<none>");
+        assert_eq!(format_label_selector(&Value::Null), "<none>");
+        assert_eq!(
+            format_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Bad"}]})),
+            "<error>"
+        );
     }
 
     #[test]
