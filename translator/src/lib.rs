@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod protobuf;
 pub mod registry;
 pub mod registry_builtin;
 pub mod selector;
