@@ -1,2 +1,3 @@
 //! The Kubernetes wire protocol of a BeeMesh node.
+pub mod discovery;
 pub mod patch;
