@@ -1,3 +1,4 @@
 //! The Kubernetes wire protocol of a BeeMesh node.
 pub mod discovery;
+pub mod openapi;
 pub mod patch;

@@ -323,12 +323,20 @@ fn normalise_refs(schema: &mut Value) {
     match schema {
         Value::Object(obj) => {
             if obj.len() > 1
+                && obj.get("$ref").is_some_and(Value::is_string)
                 && let Some(reference) = obj.remove("$ref")
             {
                 obj.insert("allOf".into(), json!([{ "$ref": reference }]));
             }
-            for v in obj.values_mut() {
-                normalise_refs(v);
+            for (key, v) in obj.iter_mut() {
+                // A property map holds names (JSONSchemaProps has a property named `$ref`),
+                // not keywords: only its values are schemas.
+                match (key.as_str(), v) {
+                    ("properties", Value::Object(props)) => {
+                        props.values_mut().for_each(normalise_refs)
+                    }
+                    (_, v) => normalise_refs(v),
+                }
             }
         }
         Value::Array(items) => items.iter_mut().for_each(normalise_refs),
@@ -452,6 +460,17 @@ mod tests {
             "ownerReferences",
         );
         assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
+    }
+
+    #[test]
+    fn property_names_that_look_like_keywords_survive() {
+        let c = Catalog::builtin();
+        let props = &c
+            .schema("io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps")
+            .unwrap()["properties"];
+        assert_eq!(props["$ref"]["type"], "string");
+        assert!(props.get("allOf").is_some());
+        assert!(props.get("x-kubernetes-validations").is_some());
     }
 
     #[test]
