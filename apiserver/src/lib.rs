@@ -2,3 +2,4 @@
 pub mod discovery;
 pub mod openapi;
 pub mod patch;
+pub mod table;
