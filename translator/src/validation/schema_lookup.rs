@@ -62,6 +62,15 @@ impl SchemaLookup for SchemaMap {
     }
 }
 
+impl SchemaLookup for crate::catalog::Catalog {
+    fn schema(&self, name: &str) -> Option<&Value> {
+        crate::catalog::Catalog::schema(self, name)
+    }
+    fn deref<'a>(&'a self, prop: &'a Value) -> Option<&'a Value> {
+        crate::catalog::Catalog::deref(self, prop)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
