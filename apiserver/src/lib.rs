@@ -1,5 +1,17 @@
-//! The Kubernetes wire protocol of a BeeMesh node.
+//! The Kubernetes wire protocol of a BeeMesh node: HTTPS and authentication, discovery,
+//! OpenAPI, content negotiation, Tables, patches, watch streams and `Status` errors.
+
+pub mod app;
 pub mod discovery;
+pub mod metrics;
+pub mod negotiate;
 pub mod openapi;
+pub mod openapi_routes;
 pub mod patch;
+pub mod pki;
+pub mod request;
+pub mod resource;
+pub mod server;
+pub mod state;
 pub mod table;
+pub mod watch;

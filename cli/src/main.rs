@@ -1,1 +1,63 @@
-fn main() {}
+//! The `beemesh` binary: a thin `main` over one composition root (`node::run`).
+
+mod node;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "beemesh", version, about = "A peer-to-peer Kubernetes control plane node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node: serves the Kubernetes API over HTTPS from a local fjall replica.
+    Up(node::UpArgs),
+    /// Print the admin kubeconfig of a node's data directory.
+    Kubeconfig {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> anyhow::Result<()> {
+    // libp2p's QUIC may pull in a second rustls provider; pin ring before any TLS use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BEEMESH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(node::run(args))
+        }
+        Command::Kubeconfig { data_dir } => {
+            let path = data_dir.join("kubeconfig");
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e} (has `beemesh up` run here?)", path.display()))?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Version => {
+            println!(
+                "beemesh {} (Kubernetes API {})",
+                env!("CARGO_PKG_VERSION"),
+                beemesh_apiserver::app::KUBE_GIT_VERSION
+            );
+            Ok(())
+        }
+    }
+}

@@ -404,6 +404,11 @@ impl Subscription {
         }
     }
 
+    /// The newest revision this subscription has delivered or skipped past.
+    pub fn last_revision(&self) -> u64 {
+        self.last
+    }
+
     /// Advances the low-water mark: events at or below `revision` are skipped.
     pub fn skip_through(&mut self, revision: u64) {
         self.last = self.last.max(revision);

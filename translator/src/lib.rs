@@ -3,6 +3,8 @@
 
 pub mod catalog;
 pub mod error;
+pub mod names;
+pub mod service;
 pub mod protobuf;
 pub mod registry;
 pub mod registry_builtin;

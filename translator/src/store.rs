@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use beemesh_mesh_backend::{Mutation, ReadView, Replica, ReplicaError, Subscription};
+pub use beemesh_mesh_backend::{EventKind, SubscriptionEnd};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -297,10 +298,8 @@ impl ObjectStore {
                 let finalizing = new
                     .pointer("/metadata/deletionTimestamp")
                     .is_some_and(|t| !t.is_null())
-                    && new
-                        .pointer("/metadata/finalizers")
-                        .and_then(Value::as_array)
-                        .is_none_or(|f| f.is_empty());
+                    && no_finalizers(&new, "/metadata/finalizers")
+                    && (!is_namespaces(res) || no_finalizers(&new, "/spec/finalizers"));
                 let (bytes, stored) = stamp(new, revision)?;
                 if finalizing {
                     Ok((Mutation::Delete(bytes), stored))
@@ -397,6 +396,17 @@ impl ObjectStore {
             }
         }
     }
+}
+
+fn no_finalizers(obj: &Value, pointer: &str) -> bool {
+    obj.pointer(pointer)
+        .and_then(Value::as_array)
+        .is_none_or(|f| f.is_empty())
+}
+
+/// Namespaces also wait on `spec.finalizers` (the namespace controller's `kubernetes`).
+fn is_namespaces(res: &ResourceInfo) -> bool {
+    res.group.is_empty() && res.plural == "namespaces"
 }
 
 fn check_preconditions(

@@ -1,1 +1,6 @@
-//! Controllers that act on stored objects.
+//! Controllers that act on stored objects. Each reconcile is idempotent, so running one
+//! twice (or on two nodes during churn) is harmless.
+
+pub mod namespaces;
+
+pub use namespaces::NamespaceController;

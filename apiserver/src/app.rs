@@ -1,0 +1,276 @@
+//! The router: health and version endpoints open to everyone, everything else behind
+//! authentication; discovery and OpenAPI documents; resource requests to `resource`.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Value, json};
+
+use beemesh_translator::ApiError;
+
+use crate::discovery::{self, DiscoveryFormat};
+use crate::negotiate::MAX_BODY_BYTES;
+use crate::request::{self, Query};
+use crate::resource;
+use crate::server::PeerIdentity;
+use crate::state::AppState;
+
+/// The Kubernetes version this server reports (kubectl's dispatcher picks its binary from it).
+pub const KUBE_MAJOR: &str = "1";
+pub const KUBE_MINOR: &str = "33";
+pub const KUBE_GIT_VERSION: &str = "v1.33.0-beemesh";
+
+/// An `ApiError` rendered as a Kubernetes `Status`.
+pub struct StatusResponse(pub ApiError);
+
+impl IntoResponse for StatusResponse {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.0.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self.0.status()).unwrap_or_default();
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = code;
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let ApiError::TooManyRequests { retry_after, .. } = &self.0
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// The whole HTTP surface of a node.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", axum::routing::get(|| async { "ok" }))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(readyz))
+        .route("/version", axum::routing::get(version))
+        .fallback(dispatch)
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+fn version_info() -> Value {
+    json!({
+        "major": KUBE_MAJOR,
+        "minor": KUBE_MINOR,
+        "gitVersion": KUBE_GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, "application/json", &version_info())
+}
+
+fn json_response(status: StatusCode, content_type: &'static str, v: &Value) -> Response {
+    let mut resp = Response::new(Body::from(serde_json::to_vec(v).unwrap_or_default()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn authenticated(state: &AppState, req: &Request) -> bool {
+    if req
+        .extensions()
+        .get::<PeerIdentity>()
+        .is_some_and(|p| p.user.is_some())
+    {
+        return true;
+    }
+    let Some(auth) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    auth.strip_prefix("Bearer ")
+        .is_some_and(|t| !state.admin_token.is_empty() && t.trim() == state.admin_token)
+}
+
+/// Authenticates, reads the body (bounded), routes, and records metrics and a log line.
+async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", id = %request_id, %method, %path);
+    let _enter = span.enter();
+    if !authenticated(&state, &req) {
+        return StatusResponse(ApiError::Unauthorized {
+            message: "Unauthorized".into(),
+        })
+        .into_response();
+    }
+    let (verb, resource_name, result) = route(&state, req).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if e.code() >= 500 {
+                tracing::error!(error = %e, "request failed");
+            }
+            StatusResponse(e).into_response()
+        }
+    };
+    let code = response.status().as_u16();
+    state
+        .metrics
+        .observe(&verb, &resource_name, code, started.elapsed().as_secs_f64());
+    tracing::debug!(code, elapsed_ms = started.elapsed().as_millis() as u64, "done");
+    response
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Err(ApiError::PayloadTooLarge {
+                    message: "the request body is too large (limit 3 MiB)".into(),
+                })
+            } else {
+                Err(ApiError::bad_request(format!("reading the request body: {e}")))
+            }
+        }
+    }
+}
+
+fn kube_verb(method: &Method, has_name: bool, watch: bool) -> &'static str {
+    match (method, has_name) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "other",
+    }
+}
+
+async fn route(state: &AppState, req: Request) -> (String, String, Result<Response, ApiError>) {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let accept = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let nonresource = |r: Result<Response, ApiError>| ("get".to_string(), String::new(), r);
+    if parts.method == Method::GET {
+        match path.trim_end_matches('/') {
+            "/metrics" => {
+                state.metrics.set_revision(state.service.store.revision());
+                let mut resp = Response::new(Body::from(state.metrics.render()));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                return nonresource(Ok(resp));
+            }
+            "/openapi/v2" | "/swagger.json" => {
+                return nonresource(Ok(crate::openapi_routes::v2(state, accept.as_deref())));
+            }
+            "/openapi/v3" => return nonresource(Ok(crate::openapi_routes::v3_index(state))),
+            p if p.starts_with("/openapi/v3/") => {
+                return nonresource(crate::openapi_routes::v3_doc(
+                    state,
+                    &p["/openapi/v3/".len()..],
+                    query.get("hash"),
+                ));
+            }
+            "/api" | "/apis" => {
+                let legacy = path.trim_end_matches('/') == "/api";
+                let r = match discovery::negotiate_discovery(accept.as_deref().unwrap_or("")) {
+                    DiscoveryFormat::Legacy => {
+                        let doc = if legacy {
+                            discovery::api_versions()
+                        } else {
+                            discovery::api_group_list(&state.registry)
+                        };
+                        Ok(json_response(StatusCode::OK, "application/json", &doc))
+                    }
+                    fmt => {
+                        let doc = discovery::aggregated(&state.registry, legacy, fmt);
+                        let ct = discovery::content_type(fmt);
+                        let mut resp = json_response(StatusCode::OK, "application/json", &doc);
+                        if let Ok(v) = HeaderValue::from_str(ct) {
+                            resp.headers_mut().insert(header::CONTENT_TYPE, v);
+                        }
+                        Ok(resp)
+                    }
+                };
+                return nonresource(r);
+            }
+            _ => {}
+        }
+    }
+    let target = match request::parse_resource_path(&state.registry, &path) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            let r = if parts.method == Method::GET {
+                discovery_document(state, &path)
+            } else {
+                Err(ApiError::method_not_allowed(format!(
+                    "the server does not allow this method on the requested resource ({} {path})",
+                    parts.method
+                )))
+            };
+            return nonresource(r);
+        }
+        Err(e) => return ("other".into(), String::new(), Err(e)),
+    };
+    let verb = kube_verb(&parts.method, target.name.is_some(), query.flag("watch")).to_string();
+    let resource_name = target.resource.plural.clone();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return (verb, resource_name, Err(e)),
+    };
+    let r = resource::handle(
+        state.clone(),
+        parts.method.clone(),
+        target,
+        query,
+        parts.headers,
+        body,
+    )
+    .await;
+    (verb, resource_name, r)
+}
+
+fn discovery_document(state: &AppState, path: &str) -> Result<Response, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let doc = match segs.as_slice() {
+        ["api", version] => discovery::api_resource_list(&state.registry, "", version),
+        ["apis", group] => discovery::api_group(&state.registry, group),
+        ["apis", group, version] => discovery::api_resource_list(&state.registry, group, version),
+        _ => None,
+    };
+    match doc {
+        Some(doc) => Ok(json_response(StatusCode::OK, "application/json", &doc)),
+        None => Err(ApiError::NotFound {
+            message: format!("the server could not find the requested resource (path {path})"),
+            subject: Default::default(),
+        }),
+    }
+}

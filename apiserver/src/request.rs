@@ -1,0 +1,167 @@
+//! What a resource request addresses, parsed from its path and query string.
+
+use std::sync::Arc;
+
+use beemesh_translator::{ApiError, Registry, ResourceInfo};
+
+/// A request for a resource collection, an object, or an object's subresource.
+#[derive(Debug, Clone)]
+pub struct ResourceTarget {
+    pub resource: Arc<ResourceInfo>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+}
+
+/// The query string as ordered pairs (repeated keys kept).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let pairs = raw
+            .map(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| !k.is_empty())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Query { pairs }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A boolean parameter: absent is false; `true`/`1` are true; anything else false.
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true") | Some("1") | Some("True"))
+    }
+
+    /// A non-negative integer parameter; garbage is a 400.
+    pub fn uint(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid value for {key}: {v:?} is not a non-negative integer"))
+            }),
+        }
+    }
+
+    /// `dryRun=All` (the only value upstream accepts); anything else is a 400.
+    pub fn dry_run(&self) -> Result<bool, ApiError> {
+        let values = self.all("dryRun");
+        if values.is_empty() {
+            return Ok(false);
+        }
+        for v in &values {
+            if *v != "All" {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid dryRun value {v:?}: supported values: \"All\""
+                )));
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn not_found_path(path: &str) -> ApiError {
+    ApiError::NotFound {
+        message: format!("the server could not find the requested resource (path {path})"),
+        subject: Default::default(),
+    }
+}
+
+/// Parses `/api/v1/...` and `/apis/<group>/<version>/...` paths of resources.
+/// `Ok(None)` means the path is a discovery path (no resource segment).
+pub fn parse_resource_path(
+    registry: &Registry,
+    path: &str,
+) -> Result<Option<ResourceTarget>, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Ok(None),
+    };
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let lookup = |plural: &str| {
+        registry
+            .get(group, version, plural)
+            .ok_or_else(|| not_found_path(path))
+    };
+    let decode = |s: &str| -> Result<String, ApiError> {
+        let decoded = percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad_request(format!("invalid path segment {s:?}")))?;
+        Ok(decoded.into_owned())
+    };
+    let target = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if registry
+                .get(group, version, plural)
+                .is_some_and(|r| r.namespaced) =>
+        {
+            let resource = lookup(plural)?;
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [name] => (Some(decode(name)?), None),
+                [name, sub] => (Some(decode(name)?), Some(sub.to_string())),
+                _ => return Err(not_found_path(path)),
+            };
+            ResourceTarget {
+                resource,
+                namespace: Some(decode(ns)?),
+                name,
+                subresource: sub,
+            }
+        }
+        [plural, tail @ ..] => {
+            let resource = lookup(plural)?;
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [name] => (Some(decode(name)?), None),
+                [name, sub] => (Some(decode(name)?), Some(sub.to_string())),
+                _ => return Err(not_found_path(path)),
+            };
+            if resource.namespaced && name.is_some() {
+                // A namespaced object must be addressed under /namespaces/<ns>/.
+                return Err(not_found_path(path));
+            }
+            ResourceTarget {
+                resource,
+                namespace: None,
+                name,
+                subresource: sub,
+            }
+        }
+        [] => return Ok(None),
+    };
+    if let Some(sub) = &target.subresource
+        && target.resource.subresource(sub).is_none()
+    {
+        return Err(not_found_path(path));
+    }
+    if let Some(name) = &target.name
+        && (name.is_empty() || name == "." || name == "..")
+    {
+        return Err(ApiError::bad_request(format!("invalid resource name {name:?}")));
+    }
+    Ok(Some(target))
+}

@@ -1,0 +1,746 @@
+//! The resource verbs over HTTP: get, list, create, update, patch, delete,
+//! deletecollection (watch lives in `watch`), and the `/status` and `/scale` subresources.
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use beemesh_translator::selector::{FieldSelector, LabelSelector};
+use beemesh_translator::service::{Part, WriteOptions};
+use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::validation::FieldValidation;
+use beemesh_translator::{ApiError, ResourceInfo};
+
+use crate::negotiate::{self, IncludeObject, Output};
+use crate::patch::{self, PatchType};
+use crate::request::{Query, ResourceTarget};
+use crate::state::AppState;
+use crate::{table, watch};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Entry point for every request that addresses a resource.
+pub async fn handle(
+    state: AppState,
+    method: Method,
+    target: ResourceTarget,
+    query: Query,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let res = target.resource.clone();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let verb_allowed = |verb: &str| {
+        if res.has_verb(verb) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {})",
+                res.group_resource()
+            )))
+        }
+    };
+    match (&method, target.name.as_deref(), target.subresource.as_deref()) {
+        (&Method::GET, None, None) => {
+            if query.flag("watch") {
+                verb_allowed("watch")?;
+                let output = negotiate::negotiate(accept, true)?;
+                return watch::serve(state, &target, &query, output);
+            }
+            verb_allowed("list")?;
+            let output = negotiate::negotiate(accept, true)?;
+            list(&state, &target, &query, output)
+        }
+        (&Method::POST, None, None) => {
+            verb_allowed("create")?;
+            let output = negotiate::negotiate(accept, false)?;
+            create(&state, &target, &query, content_type, &body, output).await
+        }
+        (&Method::DELETE, None, None) => {
+            verb_allowed("deletecollection")?;
+            let output = negotiate::negotiate(accept, false)?;
+            delete_collection(&state, &target, &query, &body, output).await
+        }
+        (&Method::GET, Some(name), None) => {
+            verb_allowed("get")?;
+            let output = negotiate::negotiate(accept, true)?;
+            let obj = state
+                .service
+                .store
+                .get(&res, target.namespace.as_deref(), name)?;
+            render_object(&res, StatusCode::OK, &obj, output, &query, &[])
+        }
+        (&Method::GET, Some(name), Some("status")) => {
+            let output = negotiate::negotiate(accept, true)?;
+            let obj = state
+                .service
+                .store
+                .get(&res, target.namespace.as_deref(), name)?;
+            render_object(&res, StatusCode::OK, &obj, output, &query, &[])
+        }
+        (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
+            verb_allowed("update")?;
+            let output = negotiate::negotiate(accept, false)?;
+            let part = if sub == Some("status") {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            update(&state, &target, name, part, &query, content_type, &body, output).await
+        }
+        (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            verb_allowed("patch")?;
+            let output = negotiate::negotiate(accept, false)?;
+            let part = if sub == Some("status") {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            patch(&state, &target, name, part, &query, content_type, &body, output).await
+        }
+        (&Method::DELETE, Some(name), None) => {
+            verb_allowed("delete")?;
+            let output = negotiate::negotiate(accept, false)?;
+            delete(&state, &target, name, &query, &body, output).await
+        }
+        (_, Some(name), Some("scale")) => scale(&state, &target, name, &method, &query, content_type, &body, accept).await,
+        (_, _, Some(sub)) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {}/{sub})",
+            method,
+            res.group_resource()
+        ))),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {})",
+            res.group_resource()
+        ))),
+    }
+}
+
+/// `dryRun` and `fieldValidation`; `options_kind` names the options in errors
+/// (`CreateOptions`, `UpdateOptions`, `PatchOptions`).
+fn write_options(query: &Query, options_kind: &str) -> Result<WriteOptions> {
+    let field_validation =
+        FieldValidation::from_query(query.get("fieldValidation").unwrap_or(""), options_kind)?;
+    Ok(WriteOptions {
+        dry_run: query.dry_run()?,
+        field_validation,
+    })
+}
+
+/// Checks the body's apiVersion/kind against the resource (missing ones are filled in,
+/// as upstream's decoder does for typed clients that omit them).
+fn check_type(res: &ResourceInfo, obj: &mut Value) -> Result<()> {
+    let api_version = res.api_version();
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the request body must be an object"));
+    };
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(res.kind));
+        }
+        Some(k) if k == res.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({}) for {}",
+                res.kind,
+                res.group_resource()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn json_bytes(value: &Value) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Builds a response with the right Content-Type and `Warning` headers.
+pub fn respond(status: StatusCode, output: Output, body: Vec<u8>, warnings: &[String]) -> Result<Response> {
+    let content_type = match output {
+        Output::Json => "application/json",
+        Output::Yaml => "application/yaml",
+        Output::Table { beta: false } => "application/json;as=Table;v=v1;g=meta.k8s.io",
+        Output::Table { beta: true } => "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
+        Output::PartialMetadata { beta: false } => {
+            "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
+        }
+        Output::PartialMetadata { beta: true } => {
+            "application/json;as=PartialObjectMetadata;v=v1beta1;g=meta.k8s.io"
+        }
+    };
+    let body = if output == Output::Yaml {
+        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+        serde_yaml::to_string(&value)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .into_bytes()
+    } else {
+        body
+    };
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type);
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            builder = builder.header(header::WARNING, v);
+        }
+    }
+    builder
+        .body(Body::from(body))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn include_object(query: &Query) -> Result<IncludeObject> {
+    match query.get("includeObject") {
+        None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
+        Some("None") => Ok(IncludeObject::None),
+        Some("Object") => Ok(IncludeObject::Object),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid includeObject value {other:?}: must be None, Metadata or Object"
+        ))),
+    }
+}
+
+/// The `metadata` of an object as PartialObjectMetadata.
+pub fn partial_metadata(obj: &Value, beta: bool) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+fn render_object(
+    res: &ResourceInfo,
+    status: StatusCode,
+    obj: &Value,
+    output: Output,
+    query: &Query,
+    warnings: &[String],
+) -> Result<Response> {
+    let body = match output {
+        Output::Json | Output::Yaml => json_bytes(obj)?,
+        Output::Table { beta } => {
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let mut t = table::table(
+                res,
+                std::slice::from_ref(obj),
+                include_object(query)?,
+                &rv,
+                None,
+                None,
+                chrono::Utc::now(),
+            );
+            if beta {
+                t["apiVersion"] = json!("meta.k8s.io/v1beta1");
+            }
+            json_bytes(&t)?
+        }
+        Output::PartialMetadata { beta } => json_bytes(&partial_metadata(obj, beta))?,
+    };
+    respond(status, output, body, warnings)
+}
+
+/// Parses the selectors of a list or watch into one predicate.
+pub struct Filter {
+    label: Option<LabelSelector>,
+    field: Option<FieldSelector>,
+}
+
+impl Filter {
+    pub fn from_query(res: &ResourceInfo, query: &Query) -> Result<Filter> {
+        let label = match query.get("labelSelector") {
+            Some(s) if !s.trim().is_empty() => Some(LabelSelector::parse(s)?),
+            _ => None,
+        };
+        let field = match query.get("fieldSelector") {
+            Some(s) if !s.trim().is_empty() => Some(FieldSelector::parse(s, res)?),
+            _ => None,
+        };
+        Ok(Filter { label, field })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.field.is_none()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(l) = &self.label
+            && !l.matches(obj.pointer("/metadata/labels").unwrap_or(&Value::Null))
+        {
+            return false;
+        }
+        if let Some(f) = &self.field
+            && !f.matches(obj)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Reads `resourceVersion` + `resourceVersionMatch` of a list.
+fn read_at(query: &Query) -> Result<ReadAt> {
+    let rv = query.get("resourceVersion").unwrap_or("");
+    let matching = query.get("resourceVersionMatch").unwrap_or("");
+    let parse = |rv: &str| beemesh_translator::store::parse_resource_version(rv);
+    match (rv, matching) {
+        ("", "") => Ok(ReadAt::Latest),
+        ("", m) => Err(ApiError::bad_request(format!(
+            "resourceVersionMatch {m:?} is forbidden unless resourceVersion is provided"
+        ))),
+        (rv, "") | (rv, "NotOlderThan") => Ok(ReadAt::NotOlderThan(parse(rv)?)),
+        (rv, "Exact") => {
+            let n = parse(rv)?;
+            if n == 0 {
+                return Err(ApiError::bad_request(
+                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+            Ok(ReadAt::Exact(n))
+        }
+        (_, m) => Err(ApiError::bad_request(format!(
+            "invalid resourceVersionMatch {m:?}: supported values: \"Exact\", \"NotOlderThan\""
+        ))),
+    }
+}
+
+fn list(state: &AppState, target: &ResourceTarget, query: &Query, output: Output) -> Result<Response> {
+    let res = &target.resource;
+    let filter = Filter::from_query(res, query)?;
+    let limit = query.uint("limit")?.map(|l| l as usize);
+    let continue_token = query.get("continue").filter(|c| !c.is_empty());
+    let mut read_at = read_at(query)?;
+    if continue_token.is_some() && query.get("resourceVersion").is_some_and(|rv| !rv.is_empty() && rv != "0") {
+        return Err(ApiError::bad_request(
+            "specifying resource version is not allowed when using continue",
+        ));
+    }
+    if read_at == ReadAt::NotOlderThan(0) {
+        read_at = ReadAt::Latest;
+    }
+    let predicate = |obj: &Value| filter.matches(obj);
+    let req = ListRequest {
+        namespace: target.namespace.as_deref(),
+        read_at,
+        limit,
+        continue_token,
+        filter: if filter.is_empty() { None } else { Some(&predicate) },
+    };
+    let page = state.service.store.list(res, &req)?;
+    let rv = page.revision.to_string();
+    let body = match output {
+        Output::Json | Output::Yaml => {
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &page.continue_token {
+                meta["continue"] = json!(c);
+            }
+            if let Some(r) = page.remaining {
+                meta["remainingItemCount"] = json!(r);
+            }
+            let head = json!({
+                "kind": res.list_kind,
+                "apiVersion": res.api_version(),
+                "metadata": meta,
+            });
+            let mut out = json_bytes(&head)?;
+            // Splice the stored items in without re-encoding them.
+            out.pop();
+            out.extend_from_slice(b",\"items\":[");
+            for (i, item) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(item);
+            }
+            out.extend_from_slice(b"]}");
+            out
+        }
+        Output::Table { beta } => {
+            let objects = page
+                .items
+                .iter()
+                .map(|b| parse_stored(b))
+                .collect::<Result<Vec<_>>>()?;
+            let mut t = table::table(
+                res,
+                &objects,
+                include_object(query)?,
+                &rv,
+                page.continue_token.as_deref(),
+                page.remaining,
+                chrono::Utc::now(),
+            );
+            if beta {
+                t["apiVersion"] = json!("meta.k8s.io/v1beta1");
+            }
+            json_bytes(&t)?
+        }
+        Output::PartialMetadata { beta } => {
+            let items = page
+                .items
+                .iter()
+                .map(|b| parse_stored(b).map(|o| partial_metadata(&o, beta)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut meta = json!({"resourceVersion": rv});
+            if let Some(c) = &page.continue_token {
+                meta["continue"] = json!(c);
+            }
+            json_bytes(&json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": if beta { "meta.k8s.io/v1beta1" } else { "meta.k8s.io/v1" },
+                "metadata": meta,
+                "items": items,
+            }))?
+        }
+    };
+    respond(StatusCode::OK, output, body, &[])
+}
+
+async fn create(
+    state: &AppState,
+    target: &ResourceTarget,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let res = &target.resource;
+    let mut obj = negotiate::decode_body(content_type, body)?;
+    check_type(res, &mut obj)?;
+    let opts = write_options(query, "CreateOptions")?;
+    let written = state
+        .service
+        .create(res, target.namespace.as_deref(), obj, &opts)
+        .await?;
+    render_object(res, StatusCode::CREATED, &written.object, output, query, &written.warnings)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    part: Part,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let res = &target.resource;
+    let mut obj = negotiate::decode_body(content_type, body)?;
+    check_type(res, &mut obj)?;
+    let opts = write_options(query, "UpdateOptions")?;
+    let written = state
+        .service
+        .update(res, target.namespace.as_deref(), name, part, &opts, |_| Ok(obj.clone()))
+        .await?;
+    render_object(res, StatusCode::OK, &written.object, output, query, &written.warnings)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn patch(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    part: Part,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let res = &target.resource;
+    if body.len() > negotiate::MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            message: "the request body is too large (limit 3 MiB)".into(),
+        });
+    }
+    let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
+    let opts = write_options(query, "PatchOptions")?;
+    let catalog = state.service.catalog;
+    let schema = catalog.schema(&res.definition);
+    let written = state
+        .service
+        .update(res, target.namespace.as_deref(), name, part, &opts, |current| {
+            let mut patched = patch::apply_patch(schema, catalog, current, patch_type, body)?;
+            // A patch may not move the object or change its type.
+            check_type(res, &mut patched)?;
+            Ok(patched)
+        })
+        .await?;
+    render_object(res, StatusCode::OK, &written.object, output, query, &written.warnings)
+}
+
+/// DeleteOptions from the body (JSON) and the query string.
+struct DeleteOptions {
+    pre: Preconditions,
+    dry_run: bool,
+}
+
+fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
+    let mut pre = Preconditions::default();
+    let mut dry_run = query.dry_run()?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let opts: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        if let Some(p) = opts.get("preconditions") {
+            pre.uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
+            pre.resource_version = p
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        if let Some(d) = opts.get("dryRun").and_then(Value::as_array) {
+            for v in d {
+                if v.as_str() != Some("All") {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid dryRun value {v}: supported values: \"All\""
+                    )));
+                }
+                dry_run = true;
+            }
+        }
+        if let Some(policy) = opts.get("propagationPolicy").and_then(Value::as_str)
+            && !matches!(policy, "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy {policy:?} is not supported: use Orphan, Background or Foreground"
+            )));
+        }
+    }
+    if let Some(policy) = query.get("propagationPolicy")
+        && !matches!(policy, "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::bad_request(format!(
+            "propagationPolicy {policy:?} is not supported: use Orphan, Background or Foreground"
+        )));
+    }
+    Ok(DeleteOptions { pre, dry_run })
+}
+
+async fn delete(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    query: &Query,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let res = &target.resource;
+    let opts = delete_options(query, body)?;
+    let (obj, gone) = state
+        .service
+        .delete(res, target.namespace.as_deref(), name, &opts.pre, opts.dry_run)
+        .await?;
+    let body = if gone && !res.has_verb("update") {
+        json_bytes(&json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "group": res.group, "kind": res.plural,
+                        "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)}
+        }))?
+    } else {
+        json_bytes(&obj)?
+    };
+    respond(StatusCode::OK, output, body, &[])
+}
+
+async fn delete_collection(
+    state: &AppState,
+    target: &ResourceTarget,
+    query: &Query,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let res = &target.resource;
+    let opts = delete_options(query, body)?;
+    let filter = Filter::from_query(res, query)?;
+    let predicate = |obj: &Value| filter.matches(obj);
+    let page = state.service.store.list(
+        res,
+        &ListRequest {
+            namespace: target.namespace.as_deref(),
+            read_at: ReadAt::Latest,
+            limit: None,
+            continue_token: None,
+            filter: if filter.is_empty() { None } else { Some(&predicate) },
+        },
+    )?;
+    let mut deleted = Vec::new();
+    for item in &page.items {
+        let obj = parse_stored(item)?;
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match state
+            .service
+            .delete(res, ns.as_deref(), &name, &Preconditions::default(), opts.dry_run)
+            .await
+        {
+            Ok((obj, _)) => deleted.push(obj),
+            Err(e) if e.code() == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let list = json!({
+        "kind": res.list_kind,
+        "apiVersion": res.api_version(),
+        "metadata": {"resourceVersion": state.service.store.revision().to_string()},
+        "items": deleted,
+    });
+    respond(StatusCode::OK, output, json_bytes(&list)?, &[])
+}
+
+/// The autoscaling/v1 Scale view of an object with `spec.replicas`.
+fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let selector = obj
+        .pointer("/spec/selector")
+        .map(|s| match s {
+            Value::Object(m) if m.contains_key("matchLabels") || m.contains_key("matchExpressions") => {
+                beemesh_translator::selector::selector_string(s)
+            }
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let mut status = json!({
+        "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+    });
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
+    let mut scale_meta = json!({});
+    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = meta.get(f) {
+            scale_meta[f] = v.clone();
+        }
+    }
+    let _ = res;
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": scale_meta,
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": status,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn scale(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    method: &Method,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+    accept: Option<&str>,
+) -> Result<Response> {
+    let res = &target.resource;
+    let output = negotiate::negotiate(accept, false)?;
+    let ns = target.namespace.as_deref();
+    let catalog = state.service.catalog;
+    let scale_schema = catalog.schema("io.k8s.api.autoscaling.v1.Scale");
+    let desired_replicas = |current: &Value| -> Result<(Value, Option<String>)> {
+        let current_scale = scale_of(res, current);
+        let new_scale = match *method {
+            Method::PUT => {
+                let mut s = negotiate::decode_body(content_type, body)?;
+                if s.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
+                    return Err(ApiError::bad_request("the body of a scale update must be a Scale"));
+                }
+                s["kind"] = json!("Scale");
+                s
+            }
+            Method::PATCH => {
+                let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
+                patch::apply_patch(scale_schema, catalog, &current_scale, patch_type, body)?
+            }
+            _ => unreachable_method(method)?,
+        };
+        let replicas = new_scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        match replicas.as_i64() {
+            Some(n) if n >= 0 && n <= i32::MAX as i64 => {}
+            _ => {
+                return Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    name,
+                    vec![beemesh_translator::Cause::invalid(
+                        "spec.replicas",
+                        format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                    )],
+                ));
+            }
+        }
+        let rv = new_scale
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty() && *method == Method::PUT)
+            .map(str::to_string);
+        Ok((replicas, rv))
+    };
+    match *method {
+        Method::GET => {
+            let obj = state.service.store.get(res, ns, name)?;
+            respond(StatusCode::OK, output, json_bytes(&scale_of(res, &obj))?, &[])
+        }
+        Method::PUT | Method::PATCH => {
+            let opts = write_options(
+                query,
+                if *method == Method::PUT { "UpdateOptions" } else { "PatchOptions" },
+            )?;
+            let written = state
+                .service
+                .update(res, ns, name, Part::Main, &opts, |current| {
+                    let (replicas, rv) = desired_replicas(current)?;
+                    let mut new = current.clone();
+                    new["spec"]["replicas"] = replicas;
+                    if let Some(rv) = rv {
+                        new["metadata"]["resourceVersion"] = json!(rv);
+                    }
+                    Ok(new)
+                })
+                .await?;
+            respond(StatusCode::OK, output, json_bytes(&scale_of(res, &written.object))?, &written.warnings)
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {}/scale)",
+            res.group_resource()
+        ))),
+    }
+}
+
+fn unreachable_method(method: &Method) -> Result<Value> {
+    Err(ApiError::method_not_allowed(format!("{method} is not supported on scale")))
+}

@@ -1,0 +1,446 @@
+//! The verbs of the API on top of the store: what create, update and delete do to an
+//! object before and after it is stored (server-set metadata, defaults, validation,
+//! status/spec separation, namespace lifecycle). The HTTP layer and the controllers both
+//! go through here, so an object is treated the same whoever writes it.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::catalog::Catalog;
+use crate::error::{ApiError, Result};
+use crate::registry::{Registry, ResourceInfo};
+use crate::store::{ObjectStore, Preconditions};
+use crate::validation::{self, FieldValidation};
+use crate::names;
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object itself: status is kept from the stored object when the kind has `/status`.
+    Main,
+    /// `/status`: only status changes.
+    Status,
+}
+
+/// Options every write carries.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_validation: FieldValidation,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            dry_run: false,
+            field_validation: FieldValidation::Strict,
+        }
+    }
+}
+
+/// The result of a write: the object as stored (or as it would be) and warnings.
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
+
+/// The API verbs over one node's store.
+#[derive(Clone)]
+pub struct ObjectService {
+    pub store: ObjectStore,
+    pub registry: Arc<Registry>,
+    pub catalog: &'static Catalog,
+}
+
+/// RFC 3339 with seconds, as Kubernetes writes timestamps.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
+    };
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    if meta.is_null() {
+        *meta = json!({});
+    }
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get(field)?.as_str()
+}
+
+/// Everything but metadata and status: what `generation` tracks.
+fn spec_part(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    v
+}
+
+impl ObjectService {
+    pub fn new(store: ObjectStore, registry: Arc<Registry>, catalog: &'static Catalog) -> Self {
+        ObjectService {
+            store,
+            registry,
+            catalog,
+        }
+    }
+
+    fn namespaces(&self) -> Option<Arc<ResourceInfo>> {
+        self.registry.get("", "v1", "namespaces")
+    }
+
+    /// New content may only go into a namespace that exists and is not terminating.
+    fn check_namespace_open(&self, res: &ResourceInfo, namespace: Option<&str>) -> Result<()> {
+        let (Some(ns), true) = (namespace, res.namespaced) else {
+            return Ok(());
+        };
+        let Some(namespaces) = self.namespaces() else {
+            return Ok(());
+        };
+        let nsobj = self
+            .store
+            .get(&namespaces, None, ns)
+            .map_err(|_| ApiError::not_found("", "namespaces", ns))?;
+        if nsobj.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::forbidden(
+                &res.group,
+                &res.plural,
+                meta_str(&nsobj, "name").unwrap_or(ns),
+                format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    res.group_resource()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Defaults, prunes and validates `obj` as `res` (against `old` on update); returns
+    /// warnings.
+    fn admit(
+        &self,
+        res: &ResourceInfo,
+        obj: &mut Value,
+        old: Option<&Value>,
+        opts: &WriteOptions,
+    ) -> Result<Vec<String>> {
+        let warnings = validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
+        match old {
+            None => validation::validate(res, obj)?,
+            Some(old) => validation::validate_update(res, obj, old)?,
+        }
+        Ok(warnings)
+    }
+
+    /// POST: a new object in `namespace`.
+    pub async fn create(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written> {
+        {
+            let meta = metadata_mut(&mut obj)?;
+            if res.namespaced {
+                let ns = namespace.ok_or_else(|| {
+                    ApiError::bad_request("the namespace of the object must be set in the URL")
+                })?;
+                match meta.get("namespace").and_then(Value::as_str) {
+                    Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ));
+                    }
+                    _ => {
+                        meta.insert("namespace".into(), json!(ns));
+                    }
+                }
+            } else {
+                meta.remove("namespace");
+            }
+            let has_name = meta
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !has_name
+                && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
+                && !prefix.is_empty()
+            {
+                let name = names::generate(prefix);
+                meta.insert("name".into(), json!(name));
+            }
+            for server_set in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "selfLink",
+            ] {
+                meta.remove(server_set);
+            }
+        }
+        if res.subresource("status").is_some()
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("status");
+        }
+        if res.group.is_empty() && res.plural == "namespaces" {
+            obj["status"] = json!({"phase": "Active"});
+            if obj.pointer("/spec/finalizers").is_none() {
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            }
+        }
+        let warnings = self.admit(res, &mut obj, None, opts)?;
+        self.check_namespace_open(res, namespace)?;
+        {
+            let meta = metadata_mut(&mut obj)?;
+            meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            if tracks_generation(res) {
+                meta.insert("generation".into(), json!(1));
+            }
+        }
+        let ns = if res.namespaced { namespace } else { None };
+        if opts.dry_run {
+            let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+            if self.store.get(res, ns, &name).is_ok() {
+                return Err(ApiError::already_exists(&res.group, &res.plural, &name));
+            }
+            return Ok(Written {
+                object: obj,
+                warnings,
+            });
+        }
+        let object = self.store.create(res, ns, obj).await?;
+        Ok(Written { object, warnings })
+    }
+
+    /// PUT or PATCH: `mutate` turns the stored object into the desired one. Retries on
+    /// a concurrent change unless the client pinned a resourceVersion (then 409).
+    pub async fn update(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+        opts: &WriteOptions,
+        mut mutate: impl FnMut(&Value) -> Result<Value>,
+    ) -> Result<Written> {
+        let ns = if res.namespaced { namespace } else { None };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let current = self.store.get(res, ns, name)?;
+            let desired = mutate(&current)?;
+            let client_rv = meta_str(&desired, "resourceVersion")
+                .filter(|rv| !rv.is_empty())
+                .map(str::to_string);
+            if let Some(rv) = &client_rv {
+                crate::store::parse_resource_version(rv).map_err(|_| {
+                    ApiError::invalid(
+                        &res.group,
+                        &res.kind,
+                        name,
+                        vec![crate::Cause::invalid(
+                            "metadata.resourceVersion",
+                            format!("Invalid value: {rv:?}: must be a decimal number"),
+                        )],
+                    )
+                })?;
+            }
+            let (mut new, warnings) = self.prepare_update(res, name, part, &current, desired, opts)?;
+            let current_rv = meta_str(&current, "resourceVersion").map(str::to_string);
+            if let Some(rv) = &client_rv
+                && Some(rv) != current_rv.as_ref()
+            {
+                return Err(ApiError::conflict(
+                    &res.group,
+                    &res.plural,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+            if opts.dry_run {
+                if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+                    && let Some(rv) = &current_rv
+                {
+                    m.insert("resourceVersion".into(), json!(rv));
+                }
+                return Ok(Written {
+                    object: new,
+                    warnings,
+                });
+            }
+            let pre = Preconditions {
+                resource_version: current_rv,
+                uid: None,
+            };
+            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("resourceVersion");
+            }
+            let result = self
+                .store
+                .update(res, ns, name, &pre, |_| Ok(Some(new)))
+                .await;
+            match result {
+                Err(e) if e.reason() == "Conflict" && client_rv.is_none() && attempts < 20 => continue,
+                Err(e) => return Err(e),
+                Ok(object) => return Ok(Written { object, warnings }),
+            }
+        }
+    }
+
+    fn prepare_update(
+        &self,
+        res: &ResourceInfo,
+        name: &str,
+        part: Part,
+        current: &Value,
+        desired: Value,
+        opts: &WriteOptions,
+    ) -> Result<(Value, Vec<String>)> {
+        if !desired.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        if let Some(body_name) = meta_str(&desired, "name")
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let (Some(a), Some(b)) = (meta_str(&desired, "namespace"), meta_str(current, "namespace"))
+            && !a.is_empty()
+            && a != b
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let has_status = res.subresource("status").is_some();
+        let mut new = match part {
+            Part::Status => {
+                let mut new = current.clone();
+                match desired.get("status") {
+                    Some(status) => new["status"] = status.clone(),
+                    None => {
+                        if let Some(m) = new.as_object_mut() {
+                            m.remove("status");
+                        }
+                    }
+                }
+                new
+            }
+            Part::Main => {
+                let mut new = desired;
+                if has_status && let Some(m) = new.as_object_mut() {
+                    match current.get("status") {
+                        Some(s) => {
+                            m.insert("status".into(), s.clone());
+                        }
+                        None => {
+                            m.remove("status");
+                        }
+                    }
+                }
+                new
+            }
+        };
+        // Server-set metadata always comes from the stored object.
+        {
+            let cur_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            let meta = metadata_mut(&mut new)?;
+            for field in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "name",
+                "namespace",
+            ] {
+                match cur_meta.get(field) {
+                    Some(v) => {
+                        meta.insert(field.into(), v.clone());
+                    }
+                    None => {
+                        meta.remove(field);
+                    }
+                }
+            }
+            meta.remove("selfLink");
+        }
+        let warnings = self.admit(res, &mut new, Some(current), opts)?;
+        if tracks_generation(res) && spec_part(&new) != spec_part(current) {
+            let generation = current
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                + 1;
+            metadata_mut(&mut new)?.insert("generation".into(), json!(generation));
+        }
+        Ok((new, warnings))
+    }
+
+    /// DELETE: removes the object, or marks it for deletion while finalizers remain.
+    /// A namespace turns Terminating; the namespace controller empties and removes it.
+    pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        dry_run: bool,
+    ) -> Result<(Value, bool)> {
+        let ns = if res.namespaced { namespace } else { None };
+        if dry_run {
+            let obj = self.store.get(res, ns, name)?;
+            return Ok((obj, true));
+        }
+        if res.group.is_empty() && res.plural == "namespaces" {
+            if matches!(name, "default" | "kube-system" | "kube-public") {
+                return Err(ApiError::forbidden(
+                    "",
+                    "namespaces",
+                    name,
+                    format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+                ));
+            }
+            let now = now_rfc3339();
+            let obj = self
+                .store
+                .update(res, None, name, pre, |mut cur| {
+                    if cur.pointer("/metadata/deletionTimestamp").is_some() {
+                        return Ok(None);
+                    }
+                    if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.insert("deletionTimestamp".into(), json!(now));
+                        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                    }
+                    cur["status"] = json!({"phase": "Terminating"});
+                    Ok(Some(cur))
+                })
+                .await?;
+            return Ok((obj, false));
+        }
+        self.store.delete(res, ns, name, pre, &now_rfc3339()).await
+    }
+}
+
+/// Kinds whose `metadata.generation` counts spec changes (those with a status to report on).
+fn tracks_generation(res: &ResourceInfo) -> bool {
+    res.subresource("status").is_some() && !(res.group.is_empty() && res.plural == "namespaces")
+}
