@@ -8,7 +8,10 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::state::AppState;
 
-const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// What clients ask for (`@` is not a valid media-type character, so upstream answers with
+/// the dotted form below, which Go's mime parser accepts).
+const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const V2_PROTOBUF_CONTENT_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 fn bytes_response(content_type: &str, body: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(body));
@@ -23,10 +26,13 @@ fn bytes_response(content_type: &str, body: Vec<u8>) -> Response {
 pub fn v2(state: &AppState, accept: Option<&str>) -> Response {
     let wants_proto = accept.is_some_and(|a| {
         a.split(',')
-            .any(|m| m.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(V2_PROTOBUF)))
+            .any(|m| m.split(';').next().is_some_and(|t| {
+            let t = t.trim();
+            t.eq_ignore_ascii_case(V2_PROTOBUF_ACCEPT) || t.eq_ignore_ascii_case(V2_PROTOBUF_CONTENT_TYPE)
+        }))
     });
     if wants_proto {
-        bytes_response(V2_PROTOBUF, state.openapi.v2_protobuf().to_vec())
+        bytes_response(V2_PROTOBUF_CONTENT_TYPE, state.openapi.v2_protobuf().to_vec())
     } else {
         bytes_response("application/json", state.openapi.v2_json().to_vec())
     }
