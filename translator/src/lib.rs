@@ -2,6 +2,7 @@
 //! schemas say, how objects are validated and selected, and how they are stored.
 
 pub mod catalog;
+pub mod defaulting;
 pub mod error;
 pub mod names;
 pub mod service;

@@ -1,0 +1,770 @@
+//! Upstream's defaulting (k8s.io/kubernetes/pkg/apis/*/v1/defaults.go, plus the defaults
+//! the registries apply on create) for the common built-in kinds, so objects read back the
+//! way `kubectl get -o yaml` shows them against a real cluster.
+
+use serde_json::{Map, Value, json};
+
+use crate::registry::ResourceInfo;
+
+/// Fills the fields upstream defaults when they are missing (or null). Unknown kinds are
+/// left alone.
+pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
+    let Value::Object(root) = obj else {
+        return;
+    };
+    match (res.group.as_str(), res.kind.as_str()) {
+        ("", "Pod") => {
+            if let Some(spec) = object_at(root, "spec") {
+                pod_spec_defaults(spec);
+                pod_only_defaults(spec);
+            }
+        }
+        ("", "PodTemplate") => template_defaults(root, "template"),
+        ("", "ReplicationController") => replication_controller_defaults(root),
+        ("", "Service") => {
+            if let Some(spec) = object_at(root, "spec") {
+                service_defaults(spec);
+            }
+        }
+        ("", "Secret") => set(root, "type", json!("Opaque")),
+        ("", "Namespace") => namespace_defaults(root),
+        ("", "PersistentVolumeClaim") => {
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "volumeMode", json!("Filesystem"));
+            }
+            set(status(root), "phase", json!("Pending"));
+        }
+        ("", "PersistentVolume") => {
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+                set(spec, "volumeMode", json!("Filesystem"));
+            }
+            set(status(root), "phase", json!("Pending"));
+        }
+        ("", "Endpoints") => {
+            for subset in list_at(root, "subsets") {
+                for port in list_at(subset, "ports") {
+                    set(port, "protocol", json!("TCP"));
+                }
+            }
+        }
+        ("apps", "Deployment") => deployment_defaults(root),
+        ("apps", "ReplicaSet") => {
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "replicas", json!(1));
+                template_defaults(spec, "template");
+            }
+        }
+        ("apps", "StatefulSet") => stateful_set_defaults(root),
+        ("apps", "DaemonSet") => daemon_set_defaults(root),
+        ("batch", "Job") => {
+            if let Some(spec) = object_at(root, "spec") {
+                job_spec_defaults(spec);
+            }
+        }
+        ("batch", "CronJob") => cron_job_defaults(root),
+        ("networking.k8s.io", "NetworkPolicy") => network_policy_defaults(root),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            for subject in list_at(root, "subjects") {
+                let group = match subject.get("kind").and_then(Value::as_str) {
+                    Some("User" | "Group") => "rbac.authorization.k8s.io",
+                    _ => "",
+                };
+                set(subject, "apiGroup", json!(group));
+            }
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            set(root, "reclaimPolicy", json!("Delete"));
+            set(root, "volumeBindingMode", json!("Immediate"));
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            set(root, "preemptionPolicy", json!("PreemptLowerPriority"));
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "minReplicas", json!(1));
+                if res.version == "v2" && list_len(spec, "metrics") == 0 {
+                    spec.insert(
+                        "metrics".into(),
+                        json!([{"type": "Resource", "resource": {"name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_missing(map: &Map<String, Value>, key: &str) -> bool {
+    map.get(key).is_none_or(Value::is_null)
+}
+
+/// Sets `key` unless it already has a value.
+fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if is_missing(map, key) {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// The object at `key`, if it is one.
+fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> Option<&'m mut Map<String, Value>> {
+    map.get_mut(key).and_then(Value::as_object_mut)
+}
+
+/// The object at `key`, created when missing (a non-object there is replaced).
+fn object_or_new<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
+    let slot = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    ensure_object(slot)
+}
+
+/// Turns the value into an object if needed and borrows the map inside it.
+fn ensure_object(value: &mut Value) -> &mut Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        // Not reachable: the value was made an object above.
+        other => ensure_object(other),
+    }
+}
+
+fn status(root: &mut Map<String, Value>) -> &mut Map<String, Value> {
+    object_or_new(root, "status")
+}
+
+/// The objects of the list at `key` (non-objects skipped).
+fn list_at<'m>(
+    map: &'m mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'m mut Map<String, Value>> {
+    map.get_mut(key)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+}
+
+fn list_len(map: &Map<String, Value>, key: &str) -> usize {
+    map.get(key).and_then(Value::as_array).map_or(0, Vec::len)
+}
+
+fn template_defaults(parent: &mut Map<String, Value>, key: &str) {
+    if let Some(template) = object_at(parent, key)
+        && let Some(spec) = object_at(template, "spec")
+    {
+        pod_spec_defaults(spec);
+    }
+}
+
+/// `SetDefaults_PodSpec` and what it cascades to: containers, ports, probes, volumes.
+fn pod_spec_defaults(spec: &mut Map<String, Value>) {
+    set(spec, "dnsPolicy", json!("ClusterFirst"));
+    set(spec, "restartPolicy", json!("Always"));
+    set(spec, "terminationGracePeriodSeconds", json!(30));
+    set(spec, "securityContext", json!({}));
+    set(spec, "schedulerName", json!("default-scheduler"));
+    let host_network = spec.get("hostNetwork") == Some(&Value::Bool(true));
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for container in list_at(spec, list) {
+            container_defaults(container, host_network);
+        }
+    }
+    for volume in list_at(spec, "volumes") {
+        volume_defaults(volume);
+    }
+}
+
+/// Defaults upstream applies to Pods but not to pod templates.
+fn pod_only_defaults(spec: &mut Map<String, Value>) {
+    set(spec, "enableServiceLinks", json!(true));
+    for list in ["initContainers", "containers"] {
+        for container in list_at(spec, list) {
+            // Requests default to limits when a limit is given without a request.
+            let limits = container
+                .get("resources")
+                .and_then(|r| r.get("limits"))
+                .and_then(Value::as_object)
+                .cloned();
+            if let Some(limits) = limits {
+                let resources = object_or_new(container, "resources");
+                let requests = object_or_new(resources, "requests");
+                for (k, v) in limits {
+                    requests.entry(k).or_insert(v);
+                }
+            }
+        }
+    }
+}
+
+/// `:latest` or no tag pulls Always; a tag or digest pulls IfNotPresent.
+fn image_pull_policy(image: &str) -> &'static str {
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    let last_segment = image.rsplit('/').next().unwrap_or(image);
+    match last_segment.split_once(':') {
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn container_defaults(c: &mut Map<String, Value>, host_network: bool) {
+    set(c, "terminationMessagePath", json!("/dev/termination-log"));
+    set(c, "terminationMessagePolicy", json!("File"));
+    if is_missing(c, "imagePullPolicy")
+        && let Some(image) = c.get("image").and_then(Value::as_str)
+    {
+        let policy = image_pull_policy(image);
+        c.insert("imagePullPolicy".into(), json!(policy));
+    }
+    for port in list_at(c, "ports") {
+        set(port, "protocol", json!("TCP"));
+        if host_network
+            && is_missing(port, "hostPort")
+            && let Some(p) = port.get("containerPort").cloned()
+        {
+            port.insert("hostPort".into(), p);
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = object_at(c, probe) {
+            probe_defaults(p);
+        }
+    }
+    for env in list_at(c, "env") {
+        if let Some(field_ref) = env
+            .get_mut("valueFrom")
+            .and_then(Value::as_object_mut)
+            .and_then(|v| object_at(v, "fieldRef"))
+        {
+            set(field_ref, "apiVersion", json!("v1"));
+        }
+    }
+}
+
+fn probe_defaults(p: &mut Map<String, Value>) {
+    set(p, "timeoutSeconds", json!(1));
+    set(p, "periodSeconds", json!(10));
+    set(p, "successThreshold", json!(1));
+    set(p, "failureThreshold", json!(3));
+    if let Some(http) = object_at(p, "httpGet") {
+        set(http, "path", json!("/"));
+        set(http, "scheme", json!("HTTP"));
+    }
+}
+
+const VOLUME_SOURCES: [&str; 30] = [
+    "hostPath",
+    "emptyDir",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "persistentVolumeClaim",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "downwardAPI",
+    "fc",
+    "azureFile",
+    "configMap",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "projected",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "csi",
+    "ephemeral",
+    "image",
+];
+
+fn volume_defaults(v: &mut Map<String, Value>) {
+    if !VOLUME_SOURCES.iter().any(|s| !is_missing(v, s)) {
+        v.insert("emptyDir".into(), json!({}));
+    }
+    for source in ["secret", "configMap", "downwardAPI", "projected"] {
+        if let Some(s) = object_at(v, source) {
+            set(s, "defaultMode", json!(420));
+        }
+    }
+    if let Some(host_path) = object_at(v, "hostPath") {
+        set(host_path, "type", json!(""));
+    }
+}
+
+fn deployment_defaults(root: &mut Map<String, Value>) {
+    let Some(spec) = object_at(root, "spec") else {
+        return;
+    };
+    set(spec, "replicas", json!(1));
+    let strategy = object_or_new(spec, "strategy");
+    set(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let rolling = object_or_new(strategy, "rollingUpdate");
+        set(rolling, "maxUnavailable", json!("25%"));
+        set(rolling, "maxSurge", json!("25%"));
+    }
+    set(spec, "revisionHistoryLimit", json!(10));
+    set(spec, "progressDeadlineSeconds", json!(600));
+    template_defaults(spec, "template");
+}
+
+fn stateful_set_defaults(root: &mut Map<String, Value>) {
+    let Some(spec) = object_at(root, "spec") else {
+        return;
+    };
+    set(spec, "podManagementPolicy", json!("OrderedReady"));
+    let strategy = object_or_new(spec, "updateStrategy");
+    if is_missing(strategy, "type") {
+        strategy.insert("type".into(), json!("RollingUpdate"));
+        set(strategy, "rollingUpdate", json!({}));
+    }
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+        && let Some(rolling) = object_at(strategy, "rollingUpdate")
+    {
+        set(rolling, "partition", json!(0));
+    }
+    set(spec, "replicas", json!(1));
+    set(spec, "revisionHistoryLimit", json!(10));
+    let retention = object_or_new(spec, "persistentVolumeClaimRetentionPolicy");
+    set(retention, "whenDeleted", json!("Retain"));
+    set(retention, "whenScaled", json!("Retain"));
+    for claim in list_at(spec, "volumeClaimTemplates") {
+        if let Some(claim_spec) = object_at(claim, "spec") {
+            set(claim_spec, "volumeMode", json!("Filesystem"));
+        }
+        set(object_or_new(claim, "status"), "phase", json!("Pending"));
+    }
+    template_defaults(spec, "template");
+}
+
+fn daemon_set_defaults(root: &mut Map<String, Value>) {
+    let Some(spec) = object_at(root, "spec") else {
+        return;
+    };
+    let strategy = object_or_new(spec, "updateStrategy");
+    set(strategy, "type", json!("RollingUpdate"));
+    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let rolling = object_or_new(strategy, "rollingUpdate");
+        set(rolling, "maxUnavailable", json!(1));
+        set(rolling, "maxSurge", json!(0));
+    }
+    set(spec, "revisionHistoryLimit", json!(10));
+    template_defaults(spec, "template");
+}
+
+fn job_spec_defaults(spec: &mut Map<String, Value>) {
+    if is_missing(spec, "completions") && is_missing(spec, "parallelism") {
+        spec.insert("completions".into(), json!(1));
+        spec.insert("parallelism".into(), json!(1));
+    }
+    set(spec, "parallelism", json!(1));
+    let backoff = if is_missing(spec, "backoffLimitPerIndex") {
+        6
+    } else {
+        i64::from(i32::MAX)
+    };
+    set(spec, "backoffLimit", json!(backoff));
+    set(spec, "completionMode", json!("NonIndexed"));
+    set(spec, "suspend", json!(false));
+    let replacement = if is_missing(spec, "podFailurePolicy") {
+        "TerminatingOrFailed"
+    } else {
+        "Failed"
+    };
+    set(spec, "podReplacementPolicy", json!(replacement));
+    template_defaults(spec, "template");
+}
+
+fn cron_job_defaults(root: &mut Map<String, Value>) {
+    let Some(spec) = object_at(root, "spec") else {
+        return;
+    };
+    set(spec, "concurrencyPolicy", json!("Allow"));
+    set(spec, "suspend", json!(false));
+    set(spec, "successfulJobsHistoryLimit", json!(3));
+    set(spec, "failedJobsHistoryLimit", json!(1));
+    if let Some(job_spec) = object_at(spec, "jobTemplate").and_then(|t| object_at(t, "spec")) {
+        template_defaults(job_spec, "template");
+    }
+}
+
+fn replication_controller_defaults(root: &mut Map<String, Value>) {
+    let template_labels = root
+        .get("spec")
+        .and_then(|s| s.pointer("/template/metadata/labels"))
+        .filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        .cloned();
+    if let Some(labels) = template_labels {
+        if let Some(spec) = object_at(root, "spec")
+            && spec
+                .get("selector")
+                .and_then(Value::as_object)
+                .is_none_or(Map::is_empty)
+        {
+            spec.insert("selector".into(), labels.clone());
+        }
+        let metadata = object_or_new(root, "metadata");
+        if metadata
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_none_or(Map::is_empty)
+        {
+            metadata.insert("labels".into(), labels);
+        }
+    }
+    if let Some(spec) = object_at(root, "spec") {
+        set(spec, "replicas", json!(1));
+        template_defaults(spec, "template");
+    }
+}
+
+fn service_defaults(spec: &mut Map<String, Value>) {
+    set(spec, "sessionAffinity", json!("None"));
+    set(spec, "type", json!("ClusterIP"));
+    let service_type = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if spec.get("sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
+        let config = object_or_new(spec, "sessionAffinityConfig");
+        let client_ip = object_or_new(config, "clientIP");
+        set(client_ip, "timeoutSeconds", json!(10800));
+    }
+    for port in list_at(spec, "ports") {
+        set(port, "protocol", json!("TCP"));
+        let unset = match port.get("targetPort") {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        if unset && let Some(p) = port.get("port").cloned() {
+            port.insert("targetPort".into(), p);
+        }
+    }
+    if service_type == "NodePort" || service_type == "LoadBalancer" {
+        set(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if service_type == "LoadBalancer" {
+        set(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if service_type != "ExternalName" {
+        set(spec, "internalTrafficPolicy", json!("Cluster"));
+        let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+        let has_selector = spec
+            .get("selector")
+            .and_then(Value::as_object)
+            .is_some_and(|s| !s.is_empty());
+        let policy = if headless && !has_selector {
+            "RequireDualStack"
+        } else {
+            "SingleStack"
+        };
+        set(spec, "ipFamilyPolicy", json!(policy));
+        set(spec, "ipFamilies", json!(["IPv4"]));
+    }
+}
+
+fn namespace_defaults(root: &mut Map<String, Value>) {
+    let name = root
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(name) = name {
+        let labels = object_or_new(object_or_new(root, "metadata"), "labels");
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+    set(
+        object_or_new(root, "spec"),
+        "finalizers",
+        json!(["kubernetes"]),
+    );
+    set(status(root), "phase", json!("Active"));
+}
+
+fn network_policy_defaults(root: &mut Map<String, Value>) {
+    let Some(spec) = object_at(root, "spec") else {
+        return;
+    };
+    for rules in ["ingress", "egress"] {
+        for rule in list_at(spec, rules) {
+            for port in list_at(rule, "ports") {
+                set(port, "protocol", json!("TCP"));
+            }
+        }
+    }
+    if list_len(spec, "policyTypes") == 0 {
+        let mut types = vec![json!("Ingress")];
+        if list_len(spec, "egress") > 0 {
+            types.push(json!("Egress"));
+        }
+        spec.insert("policyTypes".into(), Value::Array(types));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(group: &str, version: &str, kind: &str) -> ResourceInfo {
+        ResourceInfo {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            plural: String::new(),
+            singular: String::new(),
+            namespaced: true,
+            verbs: vec![],
+            short_names: vec![],
+            categories: vec![],
+            subresources: vec![],
+            list_kind: String::new(),
+            definition: String::new(),
+        }
+    }
+
+    fn defaulted(group: &str, version: &str, kind: &str, mut obj: Value) -> Value {
+        apply_defaults(&resource(group, version, kind), &mut obj);
+        obj
+    }
+
+    #[test]
+    fn pod_gets_kubelet_facing_defaults() {
+        let pod = defaulted(
+            "",
+            "v1",
+            "Pod",
+            json!({"spec": {"containers": [
+            {"name": "a", "image": "nginx", "ports": [{"containerPort": 80}],
+             "resources": {"limits": {"cpu": "1"}},
+             "readinessProbe": {"httpGet": {"port": 80}}},
+            {"name": "b", "image": "nginx:1.27"},
+            {"name": "c", "image": "registry:5000/app:latest"},
+            {"name": "d", "image": "busybox@sha256:abc"},
+            {"name": "e", "image": "localhost:5000/app"}
+        ], "volumes": [{"name": "scratch"}, {"name": "cfg", "configMap": {"name": "x"}}]}}),
+        );
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Always");
+        assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+        assert_eq!(spec["schedulerName"], "default-scheduler");
+        assert_eq!(spec["terminationGracePeriodSeconds"], 30);
+        assert_eq!(spec["securityContext"], json!({}));
+        assert_eq!(spec["enableServiceLinks"], true);
+        let c = &spec["containers"];
+        assert_eq!(c[0]["terminationMessagePath"], "/dev/termination-log");
+        assert_eq!(c[0]["terminationMessagePolicy"], "File");
+        let policies: Vec<&str> = (0..5)
+            .map(|i| c[i]["imagePullPolicy"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            policies,
+            ["Always", "IfNotPresent", "Always", "IfNotPresent", "Always"]
+        );
+        assert_eq!(c[0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(c[0]["resources"]["requests"], json!({"cpu": "1"}));
+        assert_eq!(
+            c[0]["readinessProbe"],
+            json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"},
+            "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+        );
+        assert_eq!(spec["volumes"][0]["emptyDir"], json!({}));
+        assert_eq!(spec["volumes"][1]["configMap"]["defaultMode"], 420);
+    }
+
+    #[test]
+    fn explicit_values_are_kept() {
+        let pod = defaulted(
+            "",
+            "v1",
+            "Pod",
+            json!({"spec": {"restartPolicy": "Never", "containers": [
+            {"name": "a", "image": "nginx", "imagePullPolicy": "Never"}]}}),
+        );
+        assert_eq!(pod["spec"]["restartPolicy"], "Never");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Never");
+    }
+
+    #[test]
+    fn deployment_defaults_and_template_without_pod_only_fields() {
+        let d = defaulted(
+            "apps",
+            "v1",
+            "Deployment",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "nginx"}]}}}}),
+        );
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
+        assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
+        assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
+        assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert!(
+            d["spec"]["template"]["spec"]
+                .get("enableServiceLinks")
+                .is_none()
+        );
+        let recreate = defaulted(
+            "apps",
+            "v1",
+            "Deployment",
+            json!({"spec": {"strategy": {"type": "Recreate"}}}),
+        );
+        assert_eq!(recreate["spec"]["strategy"], json!({"type": "Recreate"}));
+    }
+
+    #[test]
+    fn statefulset_daemonset_replicaset() {
+        let s = defaulted("apps", "v1", "StatefulSet", json!({"spec": {}}));
+        assert_eq!(s["spec"]["podManagementPolicy"], "OrderedReady");
+        assert_eq!(
+            s["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        assert_eq!(s["spec"]["replicas"], 1);
+        assert_eq!(
+            s["spec"]["persistentVolumeClaimRetentionPolicy"],
+            json!({"whenDeleted": "Retain", "whenScaled": "Retain"})
+        );
+        let ds = defaulted("apps", "v1", "DaemonSet", json!({"spec": {}}));
+        assert_eq!(
+            ds["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
+        );
+        let rs = defaulted("apps", "v1", "ReplicaSet", json!({"spec": {}}));
+        assert_eq!(rs["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn job_and_cronjob() {
+        let j = defaulted(
+            "batch",
+            "v1",
+            "Job",
+            json!({"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": []}}}}),
+        );
+        assert_eq!(j["spec"]["completions"], 1);
+        assert_eq!(j["spec"]["parallelism"], 1);
+        assert_eq!(j["spec"]["backoffLimit"], 6);
+        assert_eq!(j["spec"]["completionMode"], "NonIndexed");
+        assert_eq!(j["spec"]["suspend"], false);
+        assert_eq!(j["spec"]["podReplacementPolicy"], "TerminatingOrFailed");
+        assert_eq!(j["spec"]["template"]["spec"]["restartPolicy"], "Never");
+        let j = defaulted("batch", "v1", "Job", json!({"spec": {"parallelism": 3}}));
+        assert!(j["spec"].get("completions").is_none());
+        let cj = defaulted(
+            "batch",
+            "v1",
+            "CronJob",
+            json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {}}}}}}),
+        );
+        assert_eq!(cj["spec"]["concurrencyPolicy"], "Allow");
+        assert_eq!(cj["spec"]["successfulJobsHistoryLimit"], 3);
+        assert_eq!(cj["spec"]["failedJobsHistoryLimit"], 1);
+        assert_eq!(
+            cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["dnsPolicy"],
+            "ClusterFirst"
+        );
+    }
+
+    #[test]
+    fn service_defaults_match_kubectl_expose() {
+        let s = defaulted(
+            "",
+            "v1",
+            "Service",
+            json!({"spec": {"selector": {"app": "web"}, "ports": [{"port": 80}, {"port": 443, "targetPort": "https"}]}}),
+        );
+        let spec = &s["spec"];
+        assert_eq!(spec["type"], "ClusterIP");
+        assert_eq!(spec["sessionAffinity"], "None");
+        assert_eq!(
+            spec["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        assert_eq!(spec["ports"][1]["targetPort"], "https");
+        assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
+        assert_eq!(spec["ipFamilies"], json!(["IPv4"]));
+        assert_eq!(spec["internalTrafficPolicy"], "Cluster");
+        assert!(spec.get("externalTrafficPolicy").is_none());
+        let lb = defaulted(
+            "",
+            "v1",
+            "Service",
+            json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+        );
+        assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
+        assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
+        let ext = defaulted(
+            "",
+            "v1",
+            "Service",
+            json!({"spec": {"type": "ExternalName", "externalName": "x.example.com"}}),
+        );
+        assert!(ext["spec"].get("ipFamilies").is_none());
+        assert!(ext["spec"].get("internalTrafficPolicy").is_none());
+    }
+
+    #[test]
+    fn secret_namespace_and_others() {
+        assert_eq!(defaulted("", "v1", "Secret", json!({}))["type"], "Opaque");
+        let ns = defaulted(
+            "",
+            "v1",
+            "Namespace",
+            json!({"metadata": {"name": "team-a"}}),
+        );
+        assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team-a"
+        );
+        let sa = json!({"metadata": {"name": "default"}});
+        assert_eq!(defaulted("", "v1", "ServiceAccount", sa.clone()), sa);
+        let rb = defaulted(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            json!({"subjects": [
+            {"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "x", "namespace": "y"}]}),
+        );
+        assert_eq!(rb["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
+        assert_eq!(rb["subjects"][1]["apiGroup"], "");
+        let rc = defaulted(
+            "",
+            "v1",
+            "ReplicationController",
+            json!({"spec": {"template": {"metadata": {"labels": {"app": "x"}}, "spec": {}}}}),
+        );
+        assert_eq!(rc["spec"]["selector"], json!({"app": "x"}));
+        assert_eq!(rc["metadata"]["labels"], json!({"app": "x"}));
+        assert_eq!(rc["spec"]["replicas"], 1);
+    }
+
+    #[test]
+    fn non_objects_and_unknown_kinds_are_untouched() {
+        let mut v = json!([1]);
+        apply_defaults(&resource("", "v1", "Pod"), &mut v);
+        assert_eq!(v, json!([1]));
+        let w = json!({"spec": {}});
+        assert_eq!(defaulted("example.com", "v1", "Widget", w.clone()), w);
+    }
+}
