@@ -483,3 +483,79 @@ mod tests {
         assert_eq!(out["spec"]["replicas"], 4);
     }
 }
+
+#[cfg(test)]
+mod builtin_catalog_tests {
+    use super::*;
+    use beemesh_translator::catalog::Catalog;
+    use serde_json::json;
+
+    fn smp(definition: &str, current: &Value, patch: Value) -> Result<Value, ApiError> {
+        let catalog = Catalog::builtin();
+        apply_patch(
+            catalog.schema(definition),
+            catalog,
+            current,
+            PatchType::StrategicMerge,
+            patch.to_string().as_bytes(),
+        )
+    }
+
+    #[test]
+    fn kubectl_set_image_and_apply_against_the_real_deployment_schema() {
+        let current = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "finalizers": ["a"]},
+            "spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                "template": {"spec": {
+                    "containers": [{"name": "web", "image": "nginx:1.27", "env": [{"name": "A", "value": "1"}]},
+                                   {"name": "log", "image": "busybox"}],
+                    "tolerations": [{"key": "a", "operator": "Exists"}]}}}});
+        let out = smp("io.k8s.api.apps.v1.Deployment", &current, json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "log"}],
+            "containers": [{"name": "web", "image": "nginx:1.28", "env": [{"name": "B", "value": "2"}]}],
+            "tolerations": [{"key": "b", "operator": "Exists"}]}}}})).unwrap();
+        let spec = &out["spec"]["template"]["spec"];
+        assert_eq!(spec["containers"][0]["image"], "nginx:1.28");
+        assert_eq!(
+            spec["containers"][0]["env"].as_array().unwrap().len(),
+            2,
+            "env merges by name"
+        );
+        assert_eq!(spec["containers"][1]["name"], "log");
+        // tolerations have no patch strategy: replaced.
+        assert_eq!(
+            spec["tolerations"],
+            json!([{"key": "b", "operator": "Exists"}])
+        );
+        let out = smp("io.k8s.api.apps.v1.Deployment", &current,
+            json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null}}})).unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        let out = smp(
+            "io.k8s.api.apps.v1.Deployment",
+            &current,
+            json!({"metadata": {"finalizers": ["b"]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["metadata"]["finalizers"],
+            json!(["b", "a"]),
+            "finalizers merge as a set"
+        );
+    }
+
+    #[test]
+    fn service_ports_merge_by_port_number() {
+        let current =
+            json!({"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}});
+        let out = smp(
+            "io.k8s.api.core.v1.Service",
+            &current,
+            json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"name": "http", "port": 80, "targetPort": 9090}])
+        );
+    }
+}
