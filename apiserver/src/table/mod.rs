@@ -1,9 +1,15 @@
 //! `meta.k8s.io/v1` Table output (`kubectl get` asks for it), with exactly the columns and cell
-//! logic of kube-apiserver 1.33's built-in printers; every other resource gets upstream's
-//! default `Name` / `Created At` table.
+//! logic of kube-apiserver 1.33's built-in printers; every other built-in resource gets
+//! upstream's default `Name` / `Created At` table, and custom resources their CRD's
+//! `additionalPrinterColumns` ([`custom_table`]).
 
 mod cells;
 mod columns;
+mod custom;
+mod jsonpath;
+
+pub use custom::{PrinterColumn, custom_column_definitions, custom_row_cells, custom_table};
+pub use jsonpath::JsonPath;
 
 use beemesh_translator::ResourceInfo;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -271,6 +277,25 @@ pub fn table(
             Value::Object(row)
         })
         .collect();
+    // The default convertor appends to a nil slice: an empty list has `rows: null`.
+    let rows = if rows.is_empty() && printer == Printer::Default {
+        Value::Null
+    } else {
+        Value::Array(rows)
+    };
+    assemble(
+        list_metadata(resource_version, continue_token, remaining),
+        column_definitions(res),
+        rows,
+    )
+}
+
+/// A Table's ListMeta (`resourceVersion`, `continue`, `remainingItemCount`, all omitempty).
+fn list_metadata(
+    resource_version: &str,
+    continue_token: Option<&str>,
+    remaining: Option<i64>,
+) -> Map<String, Value> {
     let mut metadata = Map::new();
     if !resource_version.is_empty() {
         metadata.insert("resourceVersion".into(), json!(resource_version));
@@ -281,19 +306,31 @@ pub fn table(
     if let Some(count) = remaining {
         metadata.insert("remainingItemCount".into(), json!(count));
     }
-    // The default convertor appends to a nil slice: an empty list has `rows: null`.
-    let rows = if rows.is_empty() && printer == Printer::Default {
-        Value::Null
-    } else {
-        Value::Array(rows)
-    };
+    metadata
+}
+
+fn assemble(metadata: Map<String, Value>, columns: Vec<Value>, rows: Value) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": column_definitions(res),
+        "columnDefinitions": columns,
         "rows": rows,
     })
+}
+
+/// Rewrites a Table (and the PartialObjectMetadata in its rows) as `meta.k8s.io/v1beta1`, for
+/// clients that asked for the beta Table.
+pub fn to_v1beta1(mut table: Value) -> Value {
+    table["apiVersion"] = json!("meta.k8s.io/v1beta1");
+    if let Some(rows) = table["rows"].as_array_mut() {
+        for row in rows {
+            if row["object"]["kind"] == "PartialObjectMetadata" {
+                row["object"]["apiVersion"] = json!("meta.k8s.io/v1beta1");
+            }
+        }
+    }
+    table
 }
 
 /// `duration.HumanDuration`: `5s`, `3m2s`, `10m`, `2d3h`, `4y` ... with 2–3 significant figures;
