@@ -6,6 +6,7 @@
 //! type errors, unknown fields per `fieldValidation`), then defaulting, then `validate`
 //! (metadata and kind rules: one 422 listing every cause).
 
+mod duplicates;
 pub mod field;
 pub mod kinds;
 pub mod names;
@@ -18,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, Cause};
 use crate::registry::ResourceInfo;
 
+pub use duplicates::duplicate_fields;
 pub use names::NameRule;
 pub use schema_lookup::{NoSchemas, SchemaLookup, SchemaMap};
 
@@ -94,6 +96,41 @@ pub fn validate_and_prune<S: SchemaLookup + ?Sized>(
     obj: &mut Value,
     mode: FieldValidation,
 ) -> Result<Vec<String>, ApiError> {
+    decode_checks(res, schemas, obj, mode, Vec::new())
+}
+
+/// `validate_and_prune` on a raw JSON body, which also reports keys given twice
+/// (`duplicate field "metadata.name"`) the way it reports unknown fields.
+pub fn validate_body_and_prune<S: SchemaLookup + ?Sized>(
+    res: &ResourceInfo,
+    schemas: &S,
+    body: &[u8],
+    mode: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let mut obj: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): {e}",
+            res.kind
+        ))
+    })?;
+    let duplicates = match mode {
+        FieldValidation::Ignore => Vec::new(),
+        _ => duplicate_fields(body)
+            .into_iter()
+            .map(|p| format!("duplicate field {p:?}"))
+            .collect(),
+    };
+    let warnings = decode_checks(res, schemas, &mut obj, mode, duplicates)?;
+    Ok((obj, warnings))
+}
+
+fn decode_checks<S: SchemaLookup + ?Sized>(
+    res: &ResourceInfo,
+    schemas: &S,
+    obj: &mut Value,
+    mode: FieldValidation,
+    mut strict_errors: Vec<String>,
+) -> Result<Vec<String>, ApiError> {
     let Value::Object(map) = obj else {
         let what = match obj {
             Value::Array(_) => "array",
@@ -125,28 +162,29 @@ pub fn validate_and_prune<S: SchemaLookup + ?Sized>(
     {
         map.insert("kind".into(), Value::from(res.kind.clone()));
     }
-    let Some(schema) = (!res.definition.is_empty())
+    if let Some(schema) = (!res.definition.is_empty())
         .then(|| schemas.schema(&res.definition))
         .flatten()
-    else {
-        return Ok(Vec::new());
-    };
-    let outcome = schema_walk::SchemaWalker::new(schemas).walk_root(obj, &res.definition, schema);
-    if let Some(err) = outcome.decode_error {
-        return Err(cannot_handle(res, obj, &err));
+    {
+        let outcome =
+            schema_walk::SchemaWalker::new(schemas).walk_root(obj, &res.definition, schema);
+        if let Some(err) = outcome.decode_error {
+            return Err(cannot_handle(res, obj, &err));
+        }
+        strict_errors.extend(
+            outcome
+                .unknown_fields
+                .iter()
+                .map(|p| format!("unknown field {p:?}")),
+        );
     }
-    let unknown: Vec<String> = outcome
-        .unknown_fields
-        .iter()
-        .map(|p| format!("unknown field {p:?}"))
-        .collect();
     match mode {
-        FieldValidation::Strict if !unknown.is_empty() => Err(cannot_handle(
+        FieldValidation::Strict if !strict_errors.is_empty() => Err(cannot_handle(
             res,
             obj,
-            &format!("strict decoding error: {}", unknown.join(", ")),
+            &format!("strict decoding error: {}", strict_errors.join(", ")),
         )),
-        FieldValidation::Warn => Ok(unknown),
+        FieldValidation::Warn => Ok(strict_errors),
         _ => Ok(Vec::new()),
     }
 }

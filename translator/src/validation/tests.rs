@@ -486,3 +486,44 @@ fn field_validation_query_values() {
         "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"strict\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
     );
 }
+
+#[test]
+fn duplicate_fields_in_the_body_follow_field_validation() {
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"d","name":"b"},"data":{"k":"v"},"bogus":1}"#;
+    let configmaps = resource(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        true,
+        "io.k8s.api.core.v1.ConfigMap",
+    );
+    let err = validate_body_and_prune(
+        &configmaps,
+        Catalog::builtin(),
+        body,
+        FieldValidation::Strict,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: duplicate field \"metadata.name\", unknown field \"bogus\""
+    );
+    let (obj, warnings) =
+        validate_body_and_prune(&configmaps, Catalog::builtin(), body, FieldValidation::Warn)
+            .unwrap();
+    assert_eq!(
+        warnings,
+        [
+            "duplicate field \"metadata.name\"",
+            "unknown field \"bogus\""
+        ]
+    );
+    assert_eq!(
+        obj["metadata"]["name"], "b",
+        "the last occurrence wins, as in Go"
+    );
+    let err = validate_body_and_prune(&configmaps, Catalog::builtin(), b"{", FieldValidation::Warn)
+        .unwrap_err();
+    assert_eq!(err.code(), 400);
+}
