@@ -1,7 +1,7 @@
 //! Tables for custom resources, as apiextensions-apiserver builds them: `Name` plus the CRD
 //! version's `additionalPrinterColumns` (or a single `Age` date column when it has none).
 
-use beemesh_translator::{ApiError, ResourceInfo};
+use beemesh_translator::ResourceInfo;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -25,8 +25,9 @@ const CREATION_TIMESTAMP_DOC: &str = "CreationTimestamp is a timestamp represent
 const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
 
 impl PrinterColumn {
-    /// The columns of one `spec.versions[]` entry of a CRD (apiextensions.k8s.io/v1).
-    pub fn for_crd_version(version: &Value) -> Result<Vec<PrinterColumn>, ApiError> {
+    /// The columns of one `spec.versions[]` entry of a CRD (apiextensions.k8s.io/v1); the error
+    /// names a column whose JSONPath cannot be parsed (CRD validation should have refused it).
+    pub fn for_crd_version(version: &Value) -> Result<Vec<PrinterColumn>, String> {
         let declared = version
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)
@@ -38,7 +39,7 @@ impl PrinterColumn {
                 format: String::new(),
                 description: CREATION_TIMESTAMP_DOC.into(),
                 priority: 0,
-                path: JsonPath::parse(".metadata.creationTimestamp").map_err(ApiError::internal)?,
+                path: JsonPath::parse(".metadata.creationTimestamp")?,
             }]);
         };
         declared
@@ -46,9 +47,8 @@ impl PrinterColumn {
             .map(|c| {
                 let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                 let json_path = text("jsonPath");
-                let path = JsonPath::parse(&json_path).map_err(|e| {
-                    ApiError::internal(format!("unrecognized column definition {json_path:?}: {e}"))
-                })?;
+                let path = JsonPath::parse(&json_path)
+                    .map_err(|e| format!("unrecognized column definition {json_path:?}: {e}"))?;
                 let description = match text("description") {
                     d if d.is_empty() => format!(
                         "Custom resource definition column (in JSONPath format): {json_path}"
