@@ -12,7 +12,7 @@ use crate::error::{ApiError, Result};
 use crate::registry::{Registry, ResourceInfo};
 use crate::store::{ObjectStore, Preconditions};
 use crate::validation::{self, FieldValidation};
-use crate::names;
+use crate::{defaulting, names};
 
 /// Which part of an object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +135,7 @@ impl ObjectService {
         opts: &WriteOptions,
     ) -> Result<Vec<String>> {
         let warnings = validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
+        defaulting::apply_defaults(res, obj);
         match old {
             None => validation::validate(res, obj)?,
             Some(old) => validation::validate_update(res, obj, old)?,
@@ -196,12 +197,6 @@ impl ObjectService {
             && let Some(map) = obj.as_object_mut()
         {
             map.remove("status");
-        }
-        if res.group.is_empty() && res.plural == "namespaces" {
-            obj["status"] = json!({"phase": "Active"});
-            if obj.pointer("/spec/finalizers").is_none() {
-                obj["spec"]["finalizers"] = json!(["kubernetes"]);
-            }
         }
         let warnings = self.admit(res, &mut obj, None, opts)?;
         self.check_namespace_open(res, namespace)?;
