@@ -9,12 +9,11 @@ use beemesh_apiserver::pki::NodePki;
 use beemesh_apiserver::state::AppState;
 use beemesh_mesh_backend::{Replica, ReplicaConfig};
 use beemesh_translator::catalog::Catalog;
-use beemesh_translator::service::{ObjectService, WriteOptions};
+use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::ObjectStore;
 use beemesh_translator::Registry;
 use beemesh_workloads::NamespaceController;
 use clap::Args;
-use serde_json::json;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -28,9 +27,6 @@ pub struct UpArgs {
     #[arg(long)]
     pub node_name: Option<String>,
 }
-
-/// Namespaces every cluster has.
-const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
@@ -51,7 +47,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::builtin());
     let catalog = Catalog::builtin();
     let service = ObjectService::new(ObjectStore::new(replica.clone()), registry.clone(), catalog);
-    bootstrap(&service).await?;
+    service
+        .bootstrap_namespaces()
+        .await
+        .context("creating the system namespaces")?;
 
     let state = AppState::new(service.clone(), pki.admin_token.clone());
     let tls = beemesh_apiserver::server::tls_config(&pki)?;
@@ -103,24 +102,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// Creates the system namespaces on first start (idempotent).
-async fn bootstrap(service: &ObjectService) -> anyhow::Result<()> {
-    let namespaces = service
-        .registry
-        .get("", "v1", "namespaces")
-        .context("namespaces are not served")?;
-    for ns in SYSTEM_NAMESPACES {
-        if service.store.get(&namespaces, None, ns).is_ok() {
-            continue;
-        }
-        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        match service.create(&namespaces, None, obj, &WriteOptions::default()).await {
-            Ok(_) => {}
-            Err(e) if e.code() == 409 => {}
-            Err(e) => return Err(anyhow::anyhow!("creating namespace {ns}: {e}")),
-        }
-    }
-    Ok(())
 }

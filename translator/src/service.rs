@@ -435,6 +435,31 @@ impl ObjectService {
     }
 }
 
+/// Namespaces every cluster has; `bootstrap_namespaces` creates them.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl ObjectService {
+    /// Creates the system namespaces that do not exist yet. Idempotent: a node runs it on
+    /// every start, and tests run it on a fresh store.
+    pub async fn bootstrap_namespaces(&self) -> Result<()> {
+        let namespaces = self
+            .namespaces()
+            .ok_or_else(|| ApiError::internal("namespaces are not served"))?;
+        for ns in SYSTEM_NAMESPACES {
+            if self.store.get(&namespaces, None, ns).is_ok() {
+                continue;
+            }
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            match self.create(&namespaces, None, obj, &WriteOptions::default()).await {
+                Ok(_) => {}
+                Err(e) if e.reason() == "AlreadyExists" => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Kinds whose `metadata.generation` counts spec changes (those with a status to report on).
 fn tracks_generation(res: &ResourceInfo) -> bool {
     res.subresource("status").is_some() && !(res.group.is_empty() && res.plural == "namespaces")
