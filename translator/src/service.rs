@@ -60,7 +60,9 @@ pub fn now_rfc3339() -> String {
 
 fn metadata_mut(obj: &mut Value) -> Result<&mut Map<String, Value>> {
     let Some(map) = obj.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let meta = map.entry("metadata").or_insert_with(|| json!({}));
     if meta.is_null() {
@@ -134,7 +136,8 @@ impl ObjectService {
         old: Option<&Value>,
         opts: &WriteOptions,
     ) -> Result<Vec<String>> {
-        let warnings = validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
+        let warnings =
+            validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
         defaulting::apply_defaults(res, obj);
         match old {
             None => validation::validate(res, obj)?,
@@ -199,6 +202,9 @@ impl ObjectService {
             map.remove("status");
         }
         let warnings = self.admit(res, &mut obj, None, opts)?;
+        if res.group.is_empty() && res.plural == "pods" {
+            obj["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(&obj)});
+        }
         self.check_namespace_open(res, namespace)?;
         {
             let meta = metadata_mut(&mut obj)?;
@@ -256,7 +262,8 @@ impl ObjectService {
                     )
                 })?;
             }
-            let (mut new, warnings) = self.prepare_update(res, name, part, &current, desired, opts)?;
+            let (mut new, warnings) =
+                self.prepare_update(res, name, part, &current, desired, opts)?;
             let current_rv = meta_str(&current, "resourceVersion").map(str::to_string);
             if let Some(rv) = &client_rv
                 && Some(rv) != current_rv.as_ref()
@@ -291,7 +298,9 @@ impl ObjectService {
                 .update(res, ns, name, &pre, |_| Ok(Some(new)))
                 .await;
             match result {
-                Err(e) if e.reason() == "Conflict" && client_rv.is_none() && attempts < 20 => continue,
+                Err(e) if e.reason() == "Conflict" && client_rv.is_none() && attempts < 20 => {
+                    continue;
+                }
                 Err(e) => return Err(e),
                 Ok(object) => return Ok(Written { object, warnings }),
             }
@@ -308,7 +317,9 @@ impl ObjectService {
         opts: &WriteOptions,
     ) -> Result<(Value, Vec<String>)> {
         if !desired.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         if let Some(body_name) = meta_str(&desired, "name")
             && body_name != name
@@ -317,8 +328,10 @@ impl ObjectService {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        if let (Some(a), Some(b)) = (meta_str(&desired, "namespace"), meta_str(current, "namespace"))
-            && !a.is_empty()
+        if let (Some(a), Some(b)) = (
+            meta_str(&desired, "namespace"),
+            meta_str(current, "namespace"),
+        ) && !a.is_empty()
             && a != b
         {
             return Err(ApiError::bad_request(
@@ -356,7 +369,10 @@ impl ObjectService {
         };
         // Server-set metadata always comes from the stored object.
         {
-            let cur_meta = current.get("metadata").cloned().unwrap_or_else(|| json!({}));
+            let cur_meta = current
+                .get("metadata")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
             let meta = metadata_mut(&mut new)?;
             for field in [
                 "uid",
@@ -411,7 +427,9 @@ impl ObjectService {
                     "",
                     "namespaces",
                     name,
-                    format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+                    format!(
+                        "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+                    ),
                 ));
             }
             let now = now_rfc3339();
@@ -436,7 +454,8 @@ impl ObjectService {
 }
 
 /// Namespaces every cluster has; `bootstrap_namespaces` creates them.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl ObjectService {
     /// Creates the system namespaces that do not exist yet. Idempotent: a node runs it on
@@ -450,7 +469,10 @@ impl ObjectService {
                 continue;
             }
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            match self.create(&namespaces, None, obj, &WriteOptions::default()).await {
+            match self
+                .create(&namespaces, None, obj, &WriteOptions::default())
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.reason() == "AlreadyExists" => {}
                 Err(e) => return Err(e),
@@ -463,4 +485,39 @@ impl ObjectService {
 /// Kinds whose `metadata.generation` counts spec changes (those with a status to report on).
 fn tracks_generation(res: &ResourceInfo) -> bool {
     res.subresource("status").is_some() && !(res.group.is_empty() && res.plural == "namespaces")
+}
+
+/// The QoS class upstream records on a new Pod: BestEffort without requests or limits,
+/// Guaranteed when every container's cpu and memory limits equal its requests.
+fn pod_qos_class(pod: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|f| pod.pointer(&format!("/spec/{f}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let resources = |c: &Value, kind: &str, name: &str| {
+        c.pointer(&format!("/resources/{kind}/{name}")).cloned()
+    };
+    let any_set = containers.iter().any(|c| {
+        ["requests", "limits"].iter().any(|k| {
+            c.pointer(&format!("/resources/{k}"))
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+        })
+    });
+    if !any_set {
+        return "BestEffort";
+    }
+    let guaranteed = containers.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let limit = resources(c, "limits", r);
+            let request = resources(c, "requests", r).or_else(|| limit.clone());
+            limit.is_some() && limit == request
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
