@@ -1,6 +1,8 @@
 //! Running one case against one client version and recording its verdict.
 
+use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Once;
 
 use crate::report::{Verdict, record};
 use crate::{Kubectl, Node};
@@ -49,10 +51,15 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
         }
     };
     let ctx = Ctx { kubectl, node };
+    remember_panic_locations();
     match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
         Ok(()) => record(Verdict::Pass, case, &client, ""),
         Err(payload) => {
-            let message = panic_message(payload.as_ref());
+            let location = LAST_PANIC_AT.with(|l| l.borrow_mut().take());
+            let message = match location {
+                Some(at) => format!("{at}: {}", panic_message(payload.as_ref())),
+                None => panic_message(payload.as_ref()),
+            };
             record(Verdict::Fail, case, &client, &message);
             eprintln!("--- node log (tail) ---\n{}", ctx.node.log_tail(30));
             resume_unwind(payload);
@@ -60,13 +67,44 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
     }
 }
 
+thread_local! {
+    /// `file:line` of the last panic on this thread, for the report line.
+    static LAST_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Wraps the panic hook (once per process) to note where each panic happened.
+fn remember_panic_locations() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(loc) = info.location() {
+                let file = loc.file().rsplit('/').next().unwrap_or(loc.file());
+                let at = format!("{file}:{}", loc.line());
+                LAST_PANIC_AT.with(|l| *l.borrow_mut() = Some(at));
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// The text of a panic payload (`panic!` with a literal or with format arguments).
+///
+/// For `assert_eq!` the `left`/`right` values come first: the custom message after them
+/// is often a whole object and would push them out of a one-line report.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
-        "panicked with a non-string payload".to_string()
+        return "panicked with a non-string payload".to_string();
+    };
+    match text.find("\n  left: ") {
+        Some(at) => {
+            let (head, values) = text.split_at(at);
+            format!("{} | {}", values.trim(), head.trim())
+        }
+        None => text,
     }
 }

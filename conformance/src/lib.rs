@@ -4,6 +4,7 @@
 //! The suite's cases live in `tests/`; this library only knows how to run them.
 
 pub mod case;
+pub mod json;
 pub mod kubectl;
 pub mod locate;
 pub mod node;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod wait;
 
 pub use case::{Ctx, run_case};
+pub use json::{field, has};
 pub use kubectl::{Kubectl, Running};
 pub use node::Node;
 pub use output::{Output, Table};
