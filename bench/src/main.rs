@@ -241,6 +241,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    report.machine.load_average_end = report::load_average();
     report.compare();
     println!("{}", report.render());
     report.write_json(&output)?;

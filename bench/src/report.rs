@@ -46,6 +46,9 @@ pub struct Machine {
     pub cpu_model: String,
     pub memory_bytes: u64,
     pub kernel: String,
+    /// `/proc/loadavg` at the start and end of the run: other work on the machine skews figures.
+    pub load_average_start: String,
+    pub load_average_end: String,
 }
 
 impl Machine {
@@ -71,8 +74,17 @@ impl Machine {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_default(),
+            load_average_start: load_average(),
+            load_average_end: String::new(),
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// One line of the table.
@@ -280,6 +292,11 @@ impl Report {
             self.machine.cpu_model,
             self.machine.memory_bytes as f64 / 1073741824.0,
             self.machine.kernel
+        );
+        let _ = writeln!(
+            out,
+            "load average: {} at start, {} at end (other work on the machine skews figures)",
+            self.machine.load_average_start, self.machine.load_average_end
         );
         let _ = writeln!(out, "method: {}", self.method);
         for (name, sys) in [("beemesh", &self.beemesh), ("etcd", &self.etcd)] {
