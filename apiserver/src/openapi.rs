@@ -25,6 +25,22 @@ const APIEXTENSIONS: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensio
 /// What `/openapi/v2` reports as the API version.
 const V2_INFO_VERSION: &str = "v1.33.1";
 
+/// The Content-Type of a protobuf `/openapi/v2` answer. Clients ask for
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, but `@` is not a valid
+/// media-type character and client-go (kubectl ≤ 1.28, Argo CD) fails on it in a response
+/// ("mime: unexpected content after media subtype"); upstream answers with this form.
+pub const V2_PROTOBUF_CONTENT_TYPE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// Whether an Accept header asks `/openapi/v2` for protobuf (either spelling of the type).
+pub fn v2_wants_protobuf(accept: &str) -> bool {
+    accept.split(',').any(|media| {
+        let media = media.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+            || media.eq_ignore_ascii_case(V2_PROTOBUF_CONTENT_TYPE)
+    })
+}
+
 /// One group-version's operations, e.g. key `apis/apps/v1`.
 struct GroupVersion {
     key: String,

@@ -379,3 +379,16 @@ fn building_is_cheap_and_rendering_is_lazy() {
     // Debug builds are slow; this only guards against accidental eager rendering.
     assert!(built.as_secs() < 5, "{built:?}");
 }
+
+#[test]
+fn protobuf_is_chosen_by_either_media_type_spelling() {
+    assert!(v2_wants_protobuf(
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+    ));
+    assert!(v2_wants_protobuf(
+        "application/json;q=0.5, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    ));
+    assert!(!v2_wants_protobuf("application/json"));
+    // The answer's type must parse as a media type (no '@').
+    assert!(!V2_PROTOBUF_CONTENT_TYPE.contains('@'));
+}
