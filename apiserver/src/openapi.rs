@@ -68,13 +68,25 @@ impl OpenApi {
     /// Snapshots the resources of `registry` that have a built-in schema (CRDs without one
     /// are left out) and the schemas they reach.
     pub fn build(registry: &Registry, catalog: &Catalog) -> OpenApi {
+        OpenApi::build_with_schemas(registry, catalog, &BTreeMap::new())
+    }
+
+    /// Like `build`, also publishing resources whose definition is in `extra` (CRD versions:
+    /// v3-shaped schemas with `x-kubernetes-group-version-kind`, refs to
+    /// `#/components/schemas/NAME`). Rebuild when CRDs change.
+    pub fn build_with_schemas(
+        registry: &Registry,
+        catalog: &Catalog,
+        extra: &BTreeMap<String, Value>,
+    ) -> OpenApi {
+        let lookup = |name: &str| extra.get(name).or_else(|| catalog.schema(name));
         let mut group_versions = Vec::new();
         for group in registry.groups() {
             for version in &group.versions {
                 let resources: Vec<Arc<ResourceInfo>> = registry
                     .resources_in(&group.name, version)
                     .into_iter()
-                    .filter(|r| catalog.schema(&r.definition).is_some())
+                    .filter(|r| lookup(&r.definition).is_some())
                     .collect();
                 if resources.is_empty() {
                     continue;
@@ -93,10 +105,10 @@ impl OpenApi {
         for gv in &group_versions {
             roots.extend(paths::referenced_definitions(&gv.paths));
         }
-        let schemas = closure(catalog, &roots)
+        let schemas = closure(&lookup, &roots)
             .into_iter()
             .filter_map(|name| {
-                let schema = catalog.schema(&name)?;
+                let schema = lookup(&name)?;
                 Some((name.clone(), doc_shape(&name, schema)))
             })
             .collect();
@@ -157,7 +169,7 @@ impl OpenApi {
     fn v3_document(&self, gv: &GroupVersion) -> Value {
         let roots = paths::referenced_definitions(&gv.paths);
         let mut components = Map::new();
-        for name in closure_in(&self.schemas, &roots) {
+        for name in closure(&|n: &str| self.schemas.get(n), &roots) {
             if let Some(schema) = self.schemas.get(&name) {
                 components.insert(name, schema.clone());
             }
@@ -224,30 +236,15 @@ fn refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// `roots` and every definition they reach in the catalog.
-fn closure(catalog: &Catalog, roots: &[String]) -> BTreeSet<String> {
+/// `roots` and every definition they reach.
+fn closure<'a>(lookup: &impl Fn(&str) -> Option<&'a Value>, roots: &[String]) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut todo: Vec<String> = roots.to_vec();
     while let Some(name) = todo.pop() {
         if !seen.insert(name.clone()) {
             continue;
         }
-        if let Some(schema) = catalog.schema(&name) {
-            refs(schema, &mut todo);
-        }
-    }
-    seen
-}
-
-/// Like `closure`, over already-copied schemas.
-fn closure_in(schemas: &BTreeMap<String, Value>, roots: &[String]) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = roots.to_vec();
-    while let Some(name) = todo.pop() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if let Some(schema) = schemas.get(&name) {
+        if let Some(schema) = lookup(&name) {
             refs(schema, &mut todo);
         }
     }

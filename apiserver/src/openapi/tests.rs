@@ -392,3 +392,66 @@ fn protobuf_is_chosen_by_either_media_type_spelling() {
     // The answer's type must parse as a media type (no '@').
     assert!(!V2_PROTOBUF_CONTENT_TYPE.contains('@'));
 }
+
+#[test]
+fn custom_resources_are_published_with_their_schemas() {
+    let registry = Registry::builtin();
+    registry.insert(ResourceInfo {
+        group: "example.com".into(),
+        version: "v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+        singular: "widget".into(),
+        namespaced: true,
+        verbs: [
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+        .map(String::from)
+        .to_vec(),
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        subresources: Vec::new(),
+        list_kind: "WidgetList".into(),
+        definition: "com.example.v1.Widget".into(),
+    });
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "com.example.v1.Widget".to_string(),
+        json!({
+            "type": "object",
+            "properties": {
+                "metadata": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]},
+                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+            },
+            "x-kubernetes-group-version-kind": [{"group": "example.com", "kind": "Widget", "version": "v1"}]
+        }),
+    );
+    extra.insert(
+        "com.example.v1.WidgetList".to_string(),
+        json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/com.example.v1.Widget"}}}}),
+    );
+    let api = OpenApi::build_with_schemas(&registry, Catalog::builtin(), &extra);
+    let d = doc(&api, "apis/example.com/v1");
+    assert_eq!(
+        d["components"]["schemas"]["com.example.v1.Widget"]["properties"]["spec"]["properties"]["size"]
+            ["type"],
+        "integer"
+    );
+    assert!(
+        d["components"]["schemas"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"].is_object()
+    );
+    assert!(
+        d["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+            .is_object()
+    );
+    // Without the schema the CRD is left out, as `build` does.
+    let plain = OpenApi::build(&registry, Catalog::builtin());
+    assert!(plain.v3_group_version("apis/example.com/v1").is_none());
+}
