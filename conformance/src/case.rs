@@ -54,6 +54,14 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
     remember_panic_locations();
     match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
         Ok(()) => record(Verdict::Pass, case, &client, ""),
+        Err(payload) if payload.is::<Skipped>() => {
+            let why = payload
+                .downcast_ref::<Skipped>()
+                .map(|s| s.0.clone())
+                .unwrap_or_default();
+            eprintln!("SKIP {case} [{client}]: {why}");
+            record(Verdict::Skip, case, &client, &why);
+        }
         Err(payload) => {
             let location = LAST_PANIC_AT.with(|l| l.borrow_mut().take());
             let message = match location {
@@ -67,6 +75,15 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
     }
 }
 
+/// The panic payload of [`skip`].
+pub struct Skipped(pub String);
+
+/// Ends the running case as skipped (recorded as SKIP, the test passes), e.g. when the
+/// data it needs is absent on this machine.
+pub fn skip(reason: impl Into<String>) -> ! {
+    std::panic::panic_any(Skipped(reason.into()))
+}
+
 thread_local! {
     /// `file:line` of the last panic on this thread, for the report line.
     static LAST_PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -78,6 +95,9 @@ fn remember_panic_locations() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if info.payload().is::<Skipped>() {
+                return;
+            }
             if let Some(loc) = info.location() {
                 let file = loc.file().rsplit('/').next().unwrap_or(loc.file());
                 let at = format!("{file}:{}", loc.line());

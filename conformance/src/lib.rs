@@ -12,7 +12,7 @@ pub mod output;
 pub mod report;
 pub mod wait;
 
-pub use case::{Ctx, run_case};
+pub use case::{Ctx, run_case, skip};
 pub use json::{field, has};
 pub use kubectl::{Kubectl, Running};
 pub use node::Node;

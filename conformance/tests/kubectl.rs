@@ -1788,9 +1788,17 @@ fn get_field_selector(ctx: &Ctx) {
             ["pod/runner"]
         );
     }
+    // Kinds without their own field labels name the two every kind has; kinds with a
+    // conversion function (pods) say "field label not supported".
     fails_with(
         k.run(&["get", "cm", "--field-selector", "data.a=b"]),
-        &["field label not supported: data.a"],
+        &[
+            "\"data.a\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
+        ],
+    );
+    fails_with(
+        k.run(&["get", "pods", "--field-selector", "spec.foo=bar"]),
+        &["field label not supported: spec.foo"],
     );
 }
 
