@@ -203,7 +203,7 @@ impl Decoder<'_> {
         }
         let mut out = Map::new();
         self.fields_into(definition, data, depth, &mut out)?;
-        self.drop_zero_strings(definition, &mut out);
+        self.drop_zero_values(definition, &mut out);
         Ok(Value::Object(out))
     }
 
@@ -502,9 +502,11 @@ impl Decoder<'_> {
         })
     }
 
-    /// Go writes every non-pointer string field, empty or not, and omits empty ones in JSON
-    /// (`omitempty`); drop them unless the schema requires the field.
-    fn drop_zero_strings(&self, definition: &str, out: &mut Map<String, Value>) {
+    /// Go writes every non-pointer scalar field, zero or not, and omits zero ones in JSON
+    /// (`omitempty`). The wire cannot tell those from pointer fields set to zero, so zero
+    /// strings, numbers and `false` are dropped unless the schema requires the field or
+    /// the field is a pointer whose zero means something other than "unset".
+    fn drop_zero_values(&self, definition: &str, out: &mut Map<String, Value>) {
         let required: Vec<&str> = self
             .catalog
             .schema(definition)
@@ -513,12 +515,55 @@ impl Decoder<'_> {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         out.retain(|name, value| {
-            !(value.as_str() == Some("")
-                && !required.contains(&name.as_str())
-                && !MEANINGFUL_EMPTY_STRINGS.contains(&name.as_str()))
+            let name = name.as_str();
+            if required.contains(&name) {
+                return true;
+            }
+            match value {
+                Value::String(s) if s.is_empty() => MEANINGFUL_EMPTY_STRINGS.contains(&name),
+                Value::Bool(false) => MEANINGFUL_ZEROES.contains(&name),
+                Value::Number(n) if n.as_f64() == Some(0.0) => MEANINGFUL_ZEROES.contains(&name),
+                _ => true,
+            }
         });
     }
 }
+
+/// Pointer fields of the built-in API whose zero (or `false`) differs from leaving them
+/// unset: they default to something else, or nil means "no limit" / "image default".
+const MEANINGFUL_ZEROES: &[&str] = &[
+    "activeDeadlineSeconds",
+    "allowPrivilegeEscalation",
+    "allowVolumeExpansion",
+    "automountServiceAccountToken",
+    "backoffLimit",
+    "backoffLimitPerIndex",
+    "completions",
+    "defaultMode",
+    "enableServiceLinks",
+    "expirationSeconds",
+    "failedJobsHistoryLimit",
+    "fsGroup",
+    "hostUsers",
+    "maxFailedIndexes",
+    "minDomains",
+    "mode",
+    "parallelism",
+    "partition",
+    "priority",
+    "privileged",
+    "progressDeadlineSeconds",
+    "readOnlyRootFilesystem",
+    "replicas",
+    "revisionHistoryLimit",
+    "runAsGroup",
+    "runAsNonRoot",
+    "runAsUser",
+    "startingDeadlineSeconds",
+    "successfulJobsHistoryLimit",
+    "terminationGracePeriodSeconds",
+    "ttlSecondsAfterFinished",
+];
 
 /// The bytes of the first record with `tag`, or empty.
 fn first_bytes(data: &[u8], tag: u32) -> Result<&[u8], ApiError> {
@@ -651,13 +696,32 @@ mod tests {
         assert_eq!(
             ns,
             json!({"apiVersion": "v1", "kind": "Namespace",
-                   "metadata": {"name": "foo", "creationTimestamp": null, "generation": 0},
+                   "metadata": {"name": "foo", "creationTimestamp": null},
                    "spec": {}, "status": {}})
         );
         let cm = decode_object(KUBECTL_CONFIGMAP).unwrap();
         assert_eq!(cm["data"], json!({"a": "b"}));
         assert_eq!(cm["metadata"]["name"], "cm1");
         assert_eq!(cm["kind"], "ConfigMap");
+    }
+
+    #[test]
+    fn pointer_zeroes_survive_and_plain_zeroes_go() {
+        use k8s_pb::api::apps::v1::{Deployment, DeploymentSpec};
+        use prost::Message;
+        let d = Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(0),
+                min_ready_seconds: Some(0),
+                paused: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = decode_object(&envelope("apps/v1", "Deployment", &d.encode_to_vec())).unwrap();
+        assert_eq!(v["spec"]["replicas"], 0, "scale to zero must stay zero");
+        assert!(v["spec"].get("minReadySeconds").is_none());
+        assert!(v["spec"].get("paused").is_none());
     }
 
     #[test]
@@ -686,9 +750,11 @@ mod tests {
         assert_eq!(pod["metadata"]["labels"], json!({"app": "d1"}));
         assert_eq!(
             pod["spec"]["containers"],
-            json!([{"name": "nginx", "image": "nginx", "resources": {}, "stdin": false, "stdinOnce": false, "tty": false}])
+            json!([{"name": "nginx", "image": "nginx", "resources": {}}])
         );
-        assert_eq!(pod["spec"]["hostNetwork"], false);
+        // Go's zero values are omitted, as upstream's JSON does; pointers keep their zero.
+        assert!(pod["spec"].get("hostNetwork").is_none());
+        assert!(d["spec"].get("paused").is_none());
         assert_eq!(d["spec"]["strategy"], json!({}));
     }
 
