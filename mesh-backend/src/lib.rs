@@ -1,9 +1,12 @@
 //! Bytes and keys: the node's fjall replica with its revision counter and event
 //! history (and, with the mesh, the libp2p swarm that fills it).
 
+pub mod digest;
 pub mod replica;
+pub mod version;
 
 pub use replica::{
-    Event, EventKind, Mutation, ReadView, Replica, ReplicaConfig, ReplicaError, Subscription,
-    SubscriptionEnd,
+    Entry, Event, EventKind, Mutation, ReadView, Replica, ReplicaConfig, ReplicaError, Stamper,
+    Subscription, SubscriptionEnd,
 };
+pub use version::{Hlc, Version};

@@ -10,14 +10,18 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable, Snapshot};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::digest::{BucketDigests, bucket_of};
+use crate::version::{Hlc, Version};
+
 const META_REVISION: &[u8] = b"revision";
+const META_ORIGIN: &[u8] = b"origin";
 
 /// Errors of the storage layer (I/O, corruption). Client mistakes are not errors here.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,32 @@ pub struct Event {
     pub value: Bytes,
     /// The value before this change, if the key existed.
     pub prev: Option<Bytes>,
+    /// The change's global version.
+    pub version: Version,
+    /// True when this node assigned the version (a write it accepted as the key's home),
+    /// false when it applied someone else's.
+    pub local: bool,
+}
+
+/// One key's replicated state, as exchanged between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: Bytes,
+    pub version: Version,
+    pub deleted: bool,
+    /// The object (or, for a delete, its final state) as the sender stored it.
+    pub value: Bytes,
+}
+
+/// Rewrites replicated bytes for local storage given the local revision (the object
+/// layer stamps `metadata.resourceVersion`). `None` keeps the bytes as they are.
+#[derive(Clone)]
+pub struct Stamper(pub Arc<dyn Fn(&[u8], u64) -> Option<Vec<u8>> + Send + Sync>);
+
+impl std::fmt::Debug for Stamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stamper")
+    }
 }
 
 /// What a write decides, given the current value and the revision it would get.
@@ -71,6 +101,10 @@ pub struct ReplicaConfig {
     pub durable: bool,
     /// fjall block cache size.
     pub cache_bytes: u64,
+    /// This node's id in versions it assigns; empty = a persisted random id.
+    pub origin: Bytes,
+    /// How replicated bytes are stamped with the local revision.
+    pub stamper: Option<Stamper>,
 }
 
 impl Default for ReplicaConfig {
@@ -80,6 +114,8 @@ impl Default for ReplicaConfig {
             history_bytes: 64 << 20,
             durable: true,
             cache_bytes: 32 << 20,
+            origin: Bytes::new(),
+            stamper: None,
         }
     }
 }
@@ -136,6 +172,40 @@ impl ReadView {
     }
 }
 
+fn version_key(key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(bucket_of(key));
+    k.extend_from_slice(key);
+    k
+}
+
+fn encode_version_value(version: &Version, deleted: bool) -> Vec<u8> {
+    let mut v = vec![deleted as u8];
+    v.extend_from_slice(&version.encode());
+    v
+}
+
+fn decode_version_value(bytes: &[u8]) -> Option<(Version, bool)> {
+    let (&flag, rest) = bytes.split_first()?;
+    Some((Version::decode(rest)?, flag == 1))
+}
+
+fn rand_id() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        chunk.copy_from_slice(&h.finish().to_be_bytes()[..chunk.len()]);
+    }
+    out
+}
+
 fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut upper = prefix.to_vec();
     while let Some(last) = upper.pop() {
@@ -151,7 +221,13 @@ fn prefix_upper_bound(prefix: &[u8]) -> Option<Vec<u8>> {
 pub struct Replica {
     db: Database,
     objects: Keyspace,
+    /// bucket byte ‖ key → deleted flag ‖ encoded version (tombstones live only here).
+    versions: Keyspace,
     meta: Keyspace,
+    hlc: Hlc,
+    origin: Bytes,
+    /// Guarded by the commit lock's discipline: only changed while `revision` is held.
+    digests: Mutex<BucketDigests>,
     /// The last assigned revision; the lock is the commit lock.
     revision: Mutex<u64>,
     history: RwLock<History>,
@@ -169,7 +245,26 @@ impl Replica {
             .manual_journal_persist(true)
             .open()?;
         let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
+        let versions = db.keyspace("versions", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
+        let origin = if !config.origin.is_empty() {
+            config.origin.clone()
+        } else if let Some(o) = meta.get(META_ORIGIN)? {
+            Bytes::copy_from_slice(&o)
+        } else {
+            let id: [u8; 16] = rand_id();
+            meta.insert(META_ORIGIN, id.as_slice())?;
+            Bytes::copy_from_slice(&id)
+        };
+        let hlc = Hlc::default();
+        let mut digests = BucketDigests::default();
+        for kv in versions.iter() {
+            let (k, v) = kv.into_inner()?;
+            if let Some((version, deleted)) = decode_version_value(&v) {
+                hlc.observe(version.hlc);
+                digests.replace(&k[1..], None, Some((&version, deleted)));
+            }
+        }
         let revision = match meta.get(META_REVISION)? {
             Some(v) => {
                 let arr: [u8; 8] = v
@@ -185,7 +280,11 @@ impl Replica {
         let replica = Arc::new(Replica {
             db,
             objects,
+            versions,
             meta,
+            hlc,
+            origin,
+            digests: Mutex::new(digests),
             revision: Mutex::new(revision),
             history: RwLock::new(History {
                 events: VecDeque::new(),
@@ -262,6 +361,7 @@ impl Replica {
         let (done_rx, revision, out) = {
             let mut rev = self.revision.lock();
             let current = self.objects.get(key)?;
+            let current_version = self.version_locked(key)?;
             let next = *rev + 1;
             let (mutation, out) = match decide(current.as_deref(), next) {
                 Ok(v) => v,
@@ -270,46 +370,28 @@ impl Replica {
             if matches!(mutation, Mutation::Unchanged) {
                 return Ok(Ok((*rev, out)));
             }
-            let mut batch = self.db.batch();
-            let key_bytes = Bytes::copy_from_slice(key);
+            let version = Version {
+                hlc: self
+                    .hlc
+                    .next_after(current_version.as_ref().map_or(0, |(v, _)| v.hlc)),
+                origin: self.origin.clone(),
+            };
             let prev = current.map(|c| Bytes::copy_from_slice(&c));
-            let event = match mutation {
-                Mutation::Put(value) => {
-                    batch.insert(&self.objects, key, value.as_ref());
-                    Event {
-                        revision: next,
-                        kind: EventKind::Put,
-                        key: key_bytes,
-                        value,
-                        prev,
-                    }
-                }
-                Mutation::Delete(value) => {
-                    batch.remove(&self.objects, key);
-                    Event {
-                        revision: next,
-                        kind: EventKind::Delete,
-                        key: key_bytes,
-                        value,
-                        prev,
-                    }
-                }
+            let (kind, value) = match mutation {
+                Mutation::Put(value) => (EventKind::Put, value),
+                Mutation::Delete(value) => (EventKind::Delete, value),
                 Mutation::Unchanged => return Ok(Ok((*rev, out))),
             };
-            batch.insert(&self.meta, META_REVISION, next.to_be_bytes().as_slice());
-            batch.commit()?;
-            *rev = next;
-            let (done_tx, done_rx) = oneshot::channel();
-            let sender = self.sync_tx.lock();
-            let Some(sender) = sender.as_ref() else {
-                return Err(ReplicaError::Closed);
+            let event = Event {
+                revision: next,
+                kind,
+                key: Bytes::copy_from_slice(key),
+                value,
+                prev,
+                version,
+                local: true,
             };
-            sender
-                .send(PendingSync {
-                    events: vec![Arc::new(event)],
-                    done: done_tx,
-                })
-                .map_err(|_| ReplicaError::Closed)?;
+            let done_rx = self.commit_locked(&mut rev, current_version, event)?;
             (done_rx, next, out)
         };
         match done_rx.await {
@@ -317,6 +399,168 @@ impl Replica {
             Ok(Err(msg)) => Err(ReplicaError::Io(std::io::Error::other(msg))),
             Err(_) => Err(ReplicaError::Closed),
         }
+    }
+
+    fn version_locked(&self, key: &[u8]) -> Result<Option<(Version, bool)>, ReplicaError> {
+        Ok(self
+            .versions
+            .get(version_key(key))?
+            .and_then(|v| decode_version_value(&v)))
+    }
+
+    /// The global version of `key` and whether it is a tombstone.
+    pub fn version(&self, key: &[u8]) -> Result<Option<(Version, bool)>, ReplicaError> {
+        self.version_locked(key)
+    }
+
+    /// This node's id in the versions it assigns.
+    pub fn origin(&self) -> &Bytes {
+        &self.origin
+    }
+
+    /// Writes `event` (already numbered `rev + 1`) with its version, updates the digests,
+    /// and queues it for the durability thread. Call with the commit lock held.
+    fn commit_locked(
+        &self,
+        rev: &mut u64,
+        old_version: Option<(Version, bool)>,
+        event: Event,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, ReplicaError> {
+        let key = event.key.as_ref();
+        let deleted = event.kind == EventKind::Delete;
+        let mut batch = self.db.batch();
+        if deleted {
+            batch.remove(&self.objects, key);
+        } else {
+            batch.insert(&self.objects, key, event.value.as_ref());
+        }
+        batch.insert(
+            &self.versions,
+            version_key(key),
+            encode_version_value(&event.version, deleted),
+        );
+        batch.insert(
+            &self.meta,
+            META_REVISION,
+            event.revision.to_be_bytes().as_slice(),
+        );
+        batch.commit()?;
+        self.digests.lock().replace(
+            key,
+            old_version.as_ref().map(|(v, d)| (v, *d)),
+            Some((&event.version, deleted)),
+        );
+        *rev = event.revision;
+        self.queue_sync(vec![Arc::new(event)])
+    }
+
+    fn queue_sync(
+        &self,
+        events: Vec<Arc<Event>>,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, ReplicaError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        let sender = self.sync_tx.lock();
+        let Some(sender) = sender.as_ref() else {
+            return Err(ReplicaError::Closed);
+        };
+        sender
+            .send(PendingSync {
+                events,
+                done: done_tx,
+            })
+            .map_err(|_| ReplicaError::Closed)?;
+        Ok(done_rx)
+    }
+
+    /// Applies a replicated entry if it is newer than what this replica holds
+    /// (last-writer-wins by version); returns whether it was applied. Durable on return.
+    pub async fn apply(&self, entry: Entry) -> Result<bool, ReplicaError> {
+        let done_rx = {
+            let mut rev = self.revision.lock();
+            let current_version = self.version_locked(&entry.key)?;
+            if let Some((v, _)) = &current_version
+                && *v >= entry.version
+            {
+                return Ok(false);
+            }
+            self.hlc.observe(entry.version.hlc);
+            let current = self.objects.get(&entry.key)?;
+            if entry.deleted && current.is_none() {
+                // A tombstone for something never seen here: remember it, tell no watcher.
+                self.versions.insert(
+                    version_key(&entry.key),
+                    encode_version_value(&entry.version, true),
+                )?;
+                self.digests.lock().replace(
+                    &entry.key,
+                    current_version.as_ref().map(|(v, d)| (v, *d)),
+                    Some((&entry.version, true)),
+                );
+                self.queue_sync(Vec::new())?
+            } else {
+                let next = *rev + 1;
+                let value = match &self.config.stamper {
+                    Some(stamper) => stamper.0(&entry.value, next)
+                        .map(Bytes::from)
+                        .unwrap_or_else(|| entry.value.clone()),
+                    None => entry.value.clone(),
+                };
+                let event = Event {
+                    revision: next,
+                    kind: if entry.deleted {
+                        EventKind::Delete
+                    } else {
+                        EventKind::Put
+                    },
+                    key: entry.key.clone(),
+                    value,
+                    prev: current.map(|c| Bytes::copy_from_slice(&c)),
+                    version: entry.version.clone(),
+                    local: false,
+                };
+                self.commit_locked(&mut rev, current_version, event)?
+            }
+        };
+        match done_rx.await {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(msg)) => Err(ReplicaError::Io(std::io::Error::other(msg))),
+            Err(_) => Err(ReplicaError::Closed),
+        }
+    }
+
+    /// The per-bucket digests of (key, version) pairs, for anti-entropy.
+    pub fn digests(&self) -> Vec<[u8; 32]> {
+        self.digests.lock().all().to_vec()
+    }
+
+    /// Every (key, version, deleted) of one bucket.
+    pub fn bucket_versions(&self, bucket: u8) -> Result<Vec<(Bytes, Version, bool)>, ReplicaError> {
+        let mut out = Vec::new();
+        for kv in self.versions.prefix([bucket]) {
+            let (k, v) = kv.into_inner()?;
+            if let Some((version, deleted)) = decode_version_value(&v) {
+                out.push((Bytes::copy_from_slice(&k[1..]), version, deleted));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The replicated state of `key` (a tombstone's value is empty).
+    pub fn entry(&self, key: &[u8]) -> Result<Option<Entry>, ReplicaError> {
+        let Some((version, deleted)) = self.version_locked(key)? else {
+            return Ok(None);
+        };
+        let value = if deleted {
+            Bytes::new()
+        } else {
+            self.get(key)?.unwrap_or_default()
+        };
+        Ok(Some(Entry {
+            key: Bytes::copy_from_slice(key),
+            version,
+            deleted,
+            value,
+        }))
     }
 
     /// Subscribes to changes after `after`: the retained history past it, then live events.
@@ -545,5 +789,77 @@ mod tests {
         assert!(r.subscribe(6).is_none());
         let mut sub = r.subscribe(7).unwrap();
         assert_eq!(sub.next().await.unwrap().revision, 8);
+    }
+
+    #[tokio::test]
+    async fn apply_is_last_writer_wins_and_replicas_converge() {
+        let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cfg = |o: &'static [u8]| ReplicaConfig {
+            origin: Bytes::from_static(o),
+            ..ReplicaConfig::default()
+        };
+        let a = Replica::open(da.path(), cfg(b"a")).unwrap();
+        let b = Replica::open(db_.path(), cfg(b"b")).unwrap();
+        a.write(b"k", put("from-a")).await.unwrap().unwrap();
+        b.write(b"k", put("from-b")).await.unwrap().unwrap();
+        let ea = a.entry(b"k").unwrap().unwrap();
+        let eb = b.entry(b"k").unwrap().unwrap();
+        // Exchange both ways, in either order: the larger version wins on both.
+        let a_applied = a.apply(eb.clone()).await.unwrap();
+        let b_applied = b.apply(ea.clone()).await.unwrap();
+        assert_ne!(
+            a_applied, b_applied,
+            "exactly one side adopts the other's version"
+        );
+        assert_eq!(a.get(b"k").unwrap(), b.get(b"k").unwrap());
+        assert_eq!(a.digests(), b.digests());
+        // A stale entry is refused; a tombstone propagates and hides the object.
+        let older = if ea.version < eb.version { ea } else { eb };
+        assert!(!a.apply(older).await.unwrap());
+        b.write(b"k", |_, _| {
+            Ok::<_, ()>((Mutation::Delete(Bytes::from_static(b"last")), ()))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let tomb = b.entry(b"k").unwrap().unwrap();
+        assert!(tomb.deleted);
+        assert!(a.apply(tomb).await.unwrap());
+        assert!(a.get(b"k").unwrap().is_none());
+        assert_eq!(a.digests(), b.digests());
+        assert_eq!(a.bucket_versions(bucket_of(b"k")).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn applied_entries_are_stamped_and_flagged_remote() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamper = Stamper(Arc::new(|v: &[u8], rev: u64| {
+            Some(format!("{}@{rev}", String::from_utf8_lossy(v)).into_bytes())
+        }));
+        let r = Replica::open(
+            dir.path(),
+            ReplicaConfig {
+                stamper: Some(stamper),
+                ..ReplicaConfig::default()
+            },
+        )
+        .unwrap();
+        let mut sub = r.subscribe(0).unwrap();
+        let entry = Entry {
+            key: Bytes::from_static(b"x"),
+            version: Version {
+                hlc: 42,
+                origin: Bytes::from_static(b"peer"),
+            },
+            deleted: false,
+            value: Bytes::from_static(b"obj"),
+        };
+        assert!(r.apply(entry).await.unwrap());
+        let ev = sub.next().await.unwrap();
+        assert_eq!(ev.value, Bytes::from_static(b"obj@1"));
+        assert!(!ev.local);
+        // The clock moved past the remote version.
+        r.write(b"x", put("mine")).await.unwrap().unwrap();
+        assert!(r.version(b"x").unwrap().unwrap().0.hlc > 42);
     }
 }
