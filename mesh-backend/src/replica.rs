@@ -73,7 +73,10 @@ pub struct Entry {
 /// Rewrites replicated bytes for local storage given the local revision (the object
 /// layer stamps `metadata.resourceVersion`). `None` keeps the bytes as they are.
 #[derive(Clone)]
-pub struct Stamper(pub Arc<dyn Fn(&[u8], u64) -> Option<Vec<u8>> + Send + Sync>);
+pub struct Stamper(pub Arc<StampFn>);
+
+/// `(replicated bytes, local revision) -> bytes to store` (`None`: store as they are).
+pub type StampFn = dyn Fn(&[u8], u64) -> Option<Vec<u8>> + Send + Sync;
 
 impl std::fmt::Debug for Stamper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
