@@ -37,6 +37,8 @@ pub struct PutStats {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub first_error: Option<String>,
+    /// Rate of every round at this level (this record is the median round).
+    pub round_rates: Vec<f64>,
 }
 
 /// Bounds of a put loop: keys `start..end`, stopping early at `deadline`.
@@ -107,19 +109,21 @@ pub async fn run_puts(target: Arc<dyn Target>, plan: &PutPlan) -> anyhow::Result
     let first_error = outcomes.iter().find_map(|o| o.first_error.clone());
     let mut latencies: Vec<u32> = outcomes.into_iter().flat_map(|o| o.latencies_us).collect();
     latencies.sort_unstable();
+    let per_second = if seconds > 0.0 {
+        ok as f64 / seconds
+    } else {
+        0.0
+    };
     Ok(PutStats {
         concurrency: plan.concurrency,
         ok,
         errors,
         seconds,
-        per_second: if seconds > 0.0 {
-            ok as f64 / seconds
-        } else {
-            0.0
-        },
+        per_second,
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
         first_error,
+        round_rates: vec![per_second],
     })
 }
 

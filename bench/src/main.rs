@@ -7,6 +7,7 @@ mod load;
 mod procs;
 mod report;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
-use load::{PutPlan, Target};
+use load::{ListStats, PutPlan, PutStats, Target};
 use procs::Instance;
 use report::{MemoryStats, Report, SystemResults};
 
@@ -28,10 +29,14 @@ struct Args {
     /// Tiny counts and short loops: a smoke run for CI (writes results/quick.json).
     #[arg(long)]
     quick: bool,
-    /// Seconds of writing per concurrency level [default: 10, quick: 1].
+    /// Seconds of writing per round of a concurrency level [default: 5, quick: 1].
     #[arg(long)]
     duration: Option<f64>,
-    /// Upper bound of writes per concurrency level [default: 500000, quick: 300].
+    /// Rounds per concurrency level, alternating between the systems; the median round is
+    /// reported [default: 3, quick: 1].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Upper bound of writes per round [default: 500000, quick: 300].
     #[arg(long)]
     max_writes: Option<u64>,
     /// Concurrent clients per level.
@@ -71,6 +76,7 @@ enum System {
 struct Plan {
     quick: bool,
     put_duration: Duration,
+    rounds: usize,
     max_writes: u64,
     concurrency: Vec<usize>,
     list_counts: Vec<u64>,
@@ -104,7 +110,7 @@ impl Plan {
             args.concurrency.iter().all(|&c| (1..=1024).contains(&c)),
             "concurrency must be 1..=1024"
         );
-        let duration = args.duration.unwrap_or(if q { 1.0 } else { 10.0 });
+        let duration = args.duration.unwrap_or(if q { 1.0 } else { 5.0 });
         anyhow::ensure!(
             duration > 0.0 && duration <= 600.0,
             "duration must be in (0, 600] s"
@@ -112,6 +118,7 @@ impl Plan {
         Ok(Self {
             quick: q,
             put_duration: Duration::from_secs_f64(duration),
+            rounds: args.rounds.unwrap_or(if q { 1 } else { 3 }).clamp(1, 20),
             max_writes: args.max_writes.unwrap_or(if q { 300 } else { 500_000 }),
             concurrency: args.concurrency.clone(),
             list_counts,
@@ -186,60 +193,62 @@ async fn run(args: Args) -> anyhow::Result<()> {
         machine: report::Machine::probe(),
         method: format!(
             "one Rust load loop (reqwest, tokio) for both; each concurrent client has its own \
-             connection; every write is a fresh key with a distinct {} B value; writes run for \
-             {:.0} s or {} writes per level; lists read the whole body, median of {} runs; \
-             memory is VmRSS of the server process",
+             connection; every write is a fresh key with a distinct {} B value; each write level \
+             runs {} round(s) of {:.0} s or {} writes, alternating between the systems, and the \
+             median round is reported; lists read the whole body, median of {} runs; memory is \
+             VmRSS of the server process",
             load::VALUE_BYTES,
+            plan.rounds,
             plan.put_duration.as_secs_f64(),
             plan.max_writes,
             plan.list_runs
         ),
         value_bytes: load::VALUE_BYTES,
-        put_seconds_per_level: plan.put_duration.as_secs_f64(),
+        put_seconds_per_round: plan.put_duration.as_secs_f64(),
+        put_rounds: plan.rounds,
         beemesh: None,
         etcd: None,
         rows: vec![],
         targets: vec![],
     };
 
-    if let Some(bin) = &etcd_bin {
-        let version = etcd::version(bin);
-        eprintln!("== etcd ({version}) at {}", bin.display());
-        let transport =
-            "etcd gRPC-gateway HTTP/JSON (POST /v3/kv/put, /v3/kv/range with range_end), \
-                         plain HTTP/1.1, no TLS, single member, default fsync"
-                .to_string();
-        report.etcd = Some(
-            measure(&plan, version, transport, || async {
-                let (inst, target) = etcd::start(bin).await?;
-                Ok((inst, Arc::new(target) as Arc<dyn Target>))
-            })
-            .await
-            .context("measuring etcd")?,
-        );
+    let mut systems = Vec::new();
+    if let Some(bin) = etcd_bin {
+        let version = etcd::version(&bin);
+        eprintln!("etcd: {version} at {}", bin.display());
+        systems.push(SystemUnderTest {
+            name: "etcd",
+            version,
+            transport: "etcd gRPC-gateway HTTP/JSON (POST /v3/kv/put, /v3/kv/range with \
+                        range_end), plain HTTP/1.1, no TLS, single member, default fsync"
+                .into(),
+            kind: Kind::Etcd { bin },
+        });
     }
-    if let Some(bin) = &beemesh_bin {
-        let version = beemesh::version(bin);
-        eprintln!("== beemesh ({version}) at {}", bin.display());
-        let transport = format!(
-            "Kubernetes REST JSON (POST/GET /api/v1/namespaces/default/configmaps), HTTPS with \
-             the admin client certificate, {}",
-            if args.http1 {
-                "HTTP/1.1"
-            } else {
-                "HTTP/2 (ALPN h2)"
-            }
-        );
-        let http1 = args.http1;
-        report.beemesh = Some(
-            measure(&plan, version, transport, || async move {
-                let (inst, target) = beemesh::start(bin, http1).await?;
-                Ok((inst, Arc::new(target) as Arc<dyn Target>))
-            })
-            .await
-            .context("measuring beemesh")?,
-        );
+    if let Some(bin) = beemesh_bin {
+        let version = beemesh::version(&bin);
+        eprintln!("beemesh: {version} at {}", bin.display());
+        systems.push(SystemUnderTest {
+            name: "beemesh",
+            version,
+            transport: format!(
+                "Kubernetes REST JSON (POST/GET /api/v1/namespaces/default/configmaps), HTTPS \
+                 with the admin client certificate, {}",
+                if args.http1 {
+                    "HTTP/1.1"
+                } else {
+                    "HTTP/2 (ALPN h2)"
+                }
+            ),
+            kind: Kind::Beemesh {
+                bin,
+                http1: args.http1,
+            },
+        });
     }
+    let mut results = measure(&plan, &systems).await?;
+    report.beemesh = results.remove("beemesh");
+    report.etcd = results.remove("etcd");
 
     report.machine.load_average_end = report::load_average();
     report.compare();
@@ -249,127 +258,237 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures one system: write rates on a fresh server, then lists and memory on another
-/// fresh server (so leftovers of the write loops do not count as stored objects).
-async fn measure<F, Fut>(
-    plan: &Plan,
+/// How to start one system under test.
+enum Kind {
+    Etcd { bin: PathBuf },
+    Beemesh { bin: PathBuf, http1: bool },
+}
+
+struct SystemUnderTest {
+    name: &'static str,
     version: String,
     transport: String,
-    start: F,
-) -> anyhow::Result<SystemResults>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<(Instance, Arc<dyn Target>)>>,
-{
-    let mut puts = Vec::new();
+    kind: Kind,
+}
+
+impl SystemUnderTest {
+    /// A fresh server with an empty temporary data dir.
+    async fn start(&self) -> anyhow::Result<(Instance, Arc<dyn Target>)> {
+        match &self.kind {
+            Kind::Etcd { bin } => {
+                let (inst, target) = etcd::start(bin).await?;
+                Ok((inst, Arc::new(target)))
+            }
+            Kind::Beemesh { bin, http1 } => {
+                let (inst, target) = beemesh::start(bin, *http1).await?;
+                Ok((inst, Arc::new(target)))
+            }
+        }
+    }
+}
+
+/// A started system and what has been measured on it so far.
+struct Running<'a> {
+    system: &'a SystemUnderTest,
+    instance: Instance,
+    target: Arc<dyn Target>,
+}
+
+async fn start_all(systems: &[SystemUnderTest]) -> anyhow::Result<Vec<Running<'_>>> {
+    let mut running = Vec::with_capacity(systems.len());
+    for system in systems {
+        let (instance, target) = system
+            .start()
+            .await
+            .with_context(|| format!("starting {}", system.name))?;
+        running.push(Running {
+            system,
+            instance,
+            target,
+        });
+    }
+    Ok(running)
+}
+
+/// Measures every system, interleaved step by step so that other load on the machine hits
+/// all of them alike: write rates on fresh servers (rounds alternate between systems), then
+/// lists and memory on other fresh servers (so the write loops' keys are not counted).
+async fn measure(
+    plan: &Plan,
+    systems: &[SystemUnderTest],
+) -> anyhow::Result<HashMap<&'static str, SystemResults>> {
+    let mut rounds: HashMap<(&str, usize), Vec<PutStats>> = HashMap::new();
     {
-        let (mut instance, target) = start().await?;
+        let mut running = start_all(systems).await?;
+        eprintln!("== writes ({} round(s) per level)", plan.rounds);
         for &c in &plan.concurrency {
-            let stats = load::run_puts(
-                target.clone(),
-                &PutPlan {
-                    prefix: format!("w{c}"),
-                    concurrency: c,
-                    start: 0,
-                    end: plan.max_writes,
-                    max_duration: plan.put_duration,
-                },
-            )
-            .await?;
-            instance
-                .child
-                .check_alive()
-                .with_context(|| instance.log_tail())?;
-            eprintln!(
-                "   {c:>3} clients: {:>8.0} writes/s  (ok {}, errors {}, p50 {:.2} ms, p99 {:.2} ms)",
-                stats.per_second, stats.ok, stats.errors, stats.p50_ms, stats.p99_ms
-            );
-            anyhow::ensure!(
-                stats.ok > 0,
-                "no write succeeded at {c} clients: {}",
-                stats.first_error.as_deref().unwrap_or("?")
-            );
-            puts.push(stats);
+            for round in 0..plan.rounds {
+                for r in running.iter_mut() {
+                    let stats = load::run_puts(
+                        r.target.clone(),
+                        &PutPlan {
+                            prefix: format!("w{c}r{round}"),
+                            concurrency: c,
+                            start: 0,
+                            end: plan.max_writes,
+                            max_duration: plan.put_duration,
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("{} writes", r.system.name))?;
+                    r.instance
+                        .child
+                        .check_alive()
+                        .with_context(|| r.instance.log_tail())?;
+                    eprintln!(
+                        "   {:<8} {c:>3} clients: {:>8.0} writes/s  (ok {}, errors {}, p50 {:.2} ms, p99 {:.2} ms)",
+                        r.system.name,
+                        stats.per_second,
+                        stats.ok,
+                        stats.errors,
+                        stats.p50_ms,
+                        stats.p99_ms
+                    );
+                    anyhow::ensure!(
+                        stats.ok > 0,
+                        "{}: no write succeeded at {c} clients: {}",
+                        r.system.name,
+                        stats.first_error.as_deref().unwrap_or("?")
+                    );
+                    rounds.entry((r.system.name, c)).or_default().push(stats);
+                }
+            }
         }
     }
 
-    let (mut instance, target) = start().await?;
+    eprintln!("== lists and memory");
+    let mut running = start_all(systems).await?;
     tokio::time::sleep(plan.settle).await;
-    let empty = instance.child.memory()?;
+    let mut empty = Vec::new();
+    for r in &running {
+        empty.push(r.instance.child.memory()?);
+    }
     let largest = plan.list_counts.last().copied().unwrap_or(0);
     let mut stored = 0u64;
-    let mut lists = Vec::new();
-    let mut memory = None;
+    let mut lists: HashMap<&str, Vec<ListStats>> = HashMap::new();
+    let mut memory: HashMap<&str, MemoryStats> = HashMap::new();
     for &count in &plan.list_counts {
-        let load = load::run_puts(
-            target.clone(),
-            &PutPlan {
-                prefix: "obj".into(),
-                concurrency: plan.load_concurrency,
-                start: stored,
-                end: count,
-                max_duration: plan.load_timeout,
-            },
-        )
-        .await?;
-        instance
-            .child
-            .check_alive()
-            .with_context(|| instance.log_tail())?;
-        anyhow::ensure!(
-            load.errors == 0 && stored + load.ok == count,
-            "loading {count} objects: {} stored, {} failed; first error: {}",
-            stored + load.ok,
-            load.errors,
-            load.first_error
-                .as_deref()
-                .unwrap_or("none (load timed out)")
-        );
+        for r in running.iter_mut() {
+            load_objects(plan, r, stored, count).await?;
+        }
         stored = count;
-        eprintln!(
-            "   loaded {count} objects ({:.0} writes/s at {} clients)",
-            load.per_second, plan.load_concurrency
-        );
         if count == largest {
             tokio::time::sleep(plan.settle).await;
-            let after = instance.child.memory()?;
-            memory = Some(MemoryStats {
-                stored,
-                empty_rss_bytes: empty.rss_bytes,
-                stored_rss_bytes: after.rss_bytes,
-                after_lists_rss_bytes: 0,
-                peak_rss_bytes: 0,
-                per_object_bytes: (after.rss_bytes as f64 - empty.rss_bytes as f64) / stored as f64,
-            });
+            for (r, empty) in running.iter().zip(&empty) {
+                let after = r.instance.child.memory()?;
+                memory.insert(
+                    r.system.name,
+                    MemoryStats {
+                        stored,
+                        empty_rss_bytes: empty.rss_bytes,
+                        stored_rss_bytes: after.rss_bytes,
+                        after_lists_rss_bytes: 0,
+                        peak_rss_bytes: 0,
+                        per_object_bytes: (after.rss_bytes as f64 - empty.rss_bytes as f64)
+                            / stored as f64,
+                    },
+                );
+            }
         }
-        let stats = load::time_lists(target.as_ref(), count, plan.list_runs).await?;
-        eprintln!(
-            "   list of {count}: median {:.3} s ({} items, {:.1} MiB)",
-            stats.median_seconds,
-            stats.items,
-            stats.response_bytes as f64 / 1048576.0
-        );
-        lists.push(stats);
+        for r in &running {
+            let stats = load::time_lists(r.target.as_ref(), count, plan.list_runs)
+                .await
+                .with_context(|| format!("{} lists", r.system.name))?;
+            eprintln!(
+                "   {:<8} list of {count}: median {:.3} s ({} items, {:.1} MiB)",
+                r.system.name,
+                stats.median_seconds,
+                stats.items,
+                stats.response_bytes as f64 / 1048576.0
+            );
+            lists.entry(r.system.name).or_default().push(stats);
+        }
     }
-    let end = instance.child.memory()?;
-    if let Some(m) = memory.as_mut() {
-        m.after_lists_rss_bytes = end.rss_bytes;
-        m.peak_rss_bytes = end.peak_rss_bytes;
-        eprintln!(
-            "   RSS empty {:.1} MiB, with {} objects {:.1} MiB -> {:.0} B/object (peak {:.1} MiB)",
-            m.empty_rss_bytes as f64 / 1048576.0,
-            m.stored,
-            m.stored_rss_bytes as f64 / 1048576.0,
-            m.per_object_bytes,
-            m.peak_rss_bytes as f64 / 1048576.0
+    for r in &running {
+        let end = r.instance.child.memory()?;
+        if let Some(m) = memory.get_mut(r.system.name) {
+            m.after_lists_rss_bytes = end.rss_bytes;
+            m.peak_rss_bytes = end.peak_rss_bytes;
+            eprintln!(
+                "   {:<8} RSS empty {:.1} MiB, with {} objects {:.1} MiB -> {:.0} B/object (peak {:.1} MiB)",
+                r.system.name,
+                m.empty_rss_bytes as f64 / 1048576.0,
+                m.stored,
+                m.stored_rss_bytes as f64 / 1048576.0,
+                m.per_object_bytes,
+                m.peak_rss_bytes as f64 / 1048576.0
+            );
+        }
+    }
+    running.clear();
+
+    let mut results = HashMap::new();
+    for system in systems {
+        let puts = plan
+            .concurrency
+            .iter()
+            .filter_map(|&c| rounds.remove(&(system.name, c)))
+            .map(median_round)
+            .collect();
+        results.insert(
+            system.name,
+            SystemResults {
+                version: system.version.clone(),
+                transport: system.transport.clone(),
+                puts,
+                lists: lists.remove(system.name).unwrap_or_default(),
+                memory: memory.remove(system.name),
+            },
         );
     }
-    drop(instance);
-    Ok(SystemResults {
-        version,
-        transport,
-        puts,
-        lists,
-        memory,
-    })
+    Ok(results)
+}
+
+/// Stores keys `from..to` with 64 writers; every one must succeed for the count to be exact.
+async fn load_objects(plan: &Plan, r: &mut Running<'_>, from: u64, to: u64) -> anyhow::Result<()> {
+    let load = load::run_puts(
+        r.target.clone(),
+        &PutPlan {
+            prefix: "obj".into(),
+            concurrency: plan.load_concurrency,
+            start: from,
+            end: to,
+            max_duration: plan.load_timeout,
+        },
+    )
+    .await?;
+    r.instance
+        .child
+        .check_alive()
+        .with_context(|| r.instance.log_tail())?;
+    anyhow::ensure!(
+        load.errors == 0 && from + load.ok == to,
+        "{}: loading {to} objects: {} stored, {} failed; first error: {}",
+        r.system.name,
+        from + load.ok,
+        load.errors,
+        load.first_error
+            .as_deref()
+            .unwrap_or("none (load timed out)")
+    );
+    eprintln!(
+        "   {:<8} loaded {to} objects ({:.0} writes/s at {} clients)",
+        r.system.name, load.per_second, plan.load_concurrency
+    );
+    Ok(())
+}
+
+/// The round with the median rate, carrying the rates of all rounds.
+fn median_round(mut rounds: Vec<PutStats>) -> PutStats {
+    let rates: Vec<f64> = rounds.iter().map(|p| p.per_second).collect();
+    rounds.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    let mid = rounds.len() / 2;
+    let mut median = rounds.swap_remove(mid);
+    median.round_rates = rates;
+    median
 }

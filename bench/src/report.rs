@@ -115,7 +115,8 @@ pub struct Report {
     pub machine: Machine,
     pub method: String,
     pub value_bytes: usize,
-    pub put_seconds_per_level: f64,
+    pub put_seconds_per_round: f64,
+    pub put_rounds: usize,
     pub beemesh: Option<SystemResults>,
     pub etcd: Option<SystemResults>,
     pub rows: Vec<Row>,
@@ -408,6 +409,7 @@ mod tests {
             p50_ms: p50,
             p99_ms: p50 * 2.0,
             first_error: None,
+            round_rates: vec![rate],
         }
     }
 
@@ -441,7 +443,8 @@ mod tests {
             machine: Machine::probe(),
             method: "m".into(),
             value_bytes: 1024,
-            put_seconds_per_level: 1.0,
+            put_seconds_per_round: 1.0,
+            put_rounds: 1,
             beemesh: Some(b),
             etcd: Some(e),
             rows: vec![],
