@@ -6,7 +6,7 @@ pub mod replica;
 pub mod version;
 
 pub use replica::{
-    Entry, Event, EventKind, Mutation, ReadView, Replica, ReplicaConfig, ReplicaError, Stamper,
-    Subscription, SubscriptionEnd,
+    CasConflict, Entry, Event, EventKind, Expected, Mutation, ReadView, Replica, ReplicaConfig,
+    ReplicaError, Stamper, Subscription, SubscriptionEnd,
 };
 pub use version::{Hlc, Version};

@@ -70,6 +70,22 @@ pub struct Entry {
     pub value: Bytes,
 }
 
+/// What a compare-and-set expects to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// No live object (never written, or deleted).
+    Absent,
+    /// A live object at exactly this version.
+    Version(Version),
+}
+
+/// A compare-and-set found something else: the key's current version (and whether it
+/// is a tombstone), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasConflict {
+    pub current: Option<(Version, bool)>,
+}
+
 /// Rewrites replicated bytes for local storage given the local revision (the object
 /// layer stamps `metadata.resourceVersion`). `None` keeps the bytes as they are.
 #[derive(Clone)]
@@ -475,6 +491,75 @@ impl Replica {
         Ok(done_rx)
     }
 
+    /// The home node's compare-and-set: if the key's current state matches `expected`,
+    /// stores `value` (or deletes, keeping `value` as the final state) under a new version
+    /// this node assigns, stamped with the local revision, and returns the entry as
+    /// stored. Durable on return.
+    pub async fn cas(
+        &self,
+        key: &[u8],
+        expected: &Expected,
+        deleted: bool,
+        value: Bytes,
+    ) -> Result<Result<Entry, CasConflict>, ReplicaError> {
+        let (done_rx, entry) = {
+            let mut rev = self.revision.lock();
+            let current_version = self.version_locked(key)?;
+            let live = current_version.as_ref().filter(|(_, d)| !d).map(|(v, _)| v);
+            let ok = match expected {
+                Expected::Absent => live.is_none(),
+                Expected::Version(v) => live == Some(v),
+            };
+            if !ok {
+                return Ok(Err(CasConflict {
+                    current: current_version,
+                }));
+            }
+            let current = self.objects.get(key)?;
+            if deleted && current.is_none() {
+                return Ok(Err(CasConflict {
+                    current: current_version,
+                }));
+            }
+            let next = *rev + 1;
+            let stored = match &self.config.stamper {
+                Some(stamper) => stamper.0(&value, next).map(Bytes::from).unwrap_or(value),
+                None => value,
+            };
+            let version = Version {
+                hlc: self
+                    .hlc
+                    .next_after(current_version.as_ref().map_or(0, |(v, _)| v.hlc)),
+                origin: self.origin.clone(),
+            };
+            let entry = Entry {
+                key: Bytes::copy_from_slice(key),
+                version: version.clone(),
+                deleted,
+                value: stored.clone(),
+            };
+            let event = Event {
+                revision: next,
+                kind: if deleted {
+                    EventKind::Delete
+                } else {
+                    EventKind::Put
+                },
+                key: entry.key.clone(),
+                value: stored,
+                prev: current.map(|c| Bytes::copy_from_slice(&c)),
+                version,
+                local: true,
+            };
+            (self.commit_locked(&mut rev, current_version, event)?, entry)
+        };
+        match done_rx.await {
+            Ok(Ok(())) => Ok(Ok(entry)),
+            Ok(Err(msg)) => Err(ReplicaError::Io(std::io::Error::other(msg))),
+            Err(_) => Err(ReplicaError::Closed),
+        }
+    }
+
     /// Applies a replicated entry if it is newer than what this replica holds
     /// (last-writer-wins by version); returns whether it was applied. Durable on return.
     pub async fn apply(&self, entry: Entry) -> Result<bool, ReplicaError> {
@@ -864,5 +949,63 @@ mod tests {
         // The clock moved past the remote version.
         r.write(b"x", put("mine")).await.unwrap().unwrap();
         assert!(r.version(b"x").unwrap().unwrap().0.hlc > 42);
+    }
+
+    #[tokio::test]
+    async fn cas_checks_the_expected_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        let created = r
+            .cas(b"k", &Expected::Absent, false, Bytes::from_static(b"v1"))
+            .await
+            .unwrap()
+            .unwrap();
+        let again = r
+            .cas(b"k", &Expected::Absent, false, Bytes::from_static(b"v1"))
+            .await
+            .unwrap();
+        assert_eq!(again.unwrap_err().current.unwrap().0, created.version);
+        let updated = r
+            .cas(
+                b"k",
+                &Expected::Version(created.version.clone()),
+                false,
+                Bytes::from_static(b"v2"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(updated.version > created.version);
+        // The old version no longer matches: exactly one of two racing updates wins.
+        let stale = r
+            .cas(
+                b"k",
+                &Expected::Version(created.version),
+                false,
+                Bytes::from_static(b"v3"),
+            )
+            .await
+            .unwrap();
+        assert!(stale.is_err());
+        assert_eq!(r.get(b"k").unwrap().unwrap(), Bytes::from_static(b"v2"));
+        let gone = r
+            .cas(
+                b"k",
+                &Expected::Version(updated.version),
+                true,
+                Bytes::from_static(b"v2"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(gone.deleted);
+        assert!(r.get(b"k").unwrap().is_none());
+        // Re-creating over a tombstone is allowed.
+        assert!(
+            r.cas(b"k", &Expected::Absent, false, Bytes::from_static(b"v4"))
+                .await
+                .unwrap()
+                .is_ok()
+        );
     }
 }
