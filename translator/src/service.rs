@@ -101,8 +101,15 @@ impl ObjectService {
         self.registry.get("", "v1", "namespaces")
     }
 
-    /// New content may only go into a namespace that exists and is not terminating.
-    fn check_namespace_open(&self, res: &ResourceInfo, namespace: Option<&str>) -> Result<()> {
+    /// New content may only go into a namespace that exists and is not terminating
+    /// (upstream's NamespaceLifecycle admission, which runs before validation). `name` is
+    /// the name the client asked for (empty with generateName).
+    fn check_namespace_open(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<()> {
         let (Some(ns), true) = (namespace, res.namespaced) else {
             return Ok(());
         };
@@ -114,13 +121,17 @@ impl ObjectService {
             .get(&namespaces, None, ns)
             .map_err(|_| ApiError::not_found("", "namespaces", ns))?;
         if nsobj.pointer("/metadata/deletionTimestamp").is_some() {
+            let subject = if name.is_empty() {
+                res.group_resource()
+            } else {
+                format!("{} {name:?}", res.group_resource())
+            };
             return Err(ApiError::forbidden(
                 &res.group,
                 &res.plural,
-                meta_str(&nsobj, "name").unwrap_or(ns),
+                name,
                 format!(
-                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                    res.group_resource()
+                    "{subject} is forbidden: unable to create new content in namespace {ns} because it is being terminated"
                 ),
             ));
         }
@@ -154,6 +165,7 @@ impl ObjectService {
         mut obj: Value,
         opts: &WriteOptions,
     ) -> Result<Written> {
+        let requested_name;
         {
             let meta = metadata_mut(&mut obj)?;
             if res.namespaced {
@@ -173,10 +185,12 @@ impl ObjectService {
             } else {
                 meta.remove("namespace");
             }
-            let has_name = meta
+            requested_name = meta
                 .get("name")
                 .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
+                .unwrap_or_default()
+                .to_string();
+            let has_name = !requested_name.is_empty();
             if !has_name
                 && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
                 && !prefix.is_empty()
@@ -201,11 +215,11 @@ impl ObjectService {
         {
             map.remove("status");
         }
+        self.check_namespace_open(res, namespace, &requested_name)?;
         let warnings = self.admit(res, &mut obj, None, opts)?;
         if res.group.is_empty() && res.plural == "pods" {
             obj["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(&obj)});
         }
-        self.check_namespace_open(res, namespace)?;
         {
             let meta = metadata_mut(&mut obj)?;
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -262,8 +276,21 @@ impl ObjectService {
                     )
                 })?;
             }
-            let (mut new, warnings) =
-                self.prepare_update(res, name, part, &current, desired, opts)?;
+            // Preconditions before anything else, as upstream's GuaranteedUpdate: a uid in
+            // the body must be the stored object's, a resourceVersion the current one.
+            let current_uid = meta_str(&current, "uid").unwrap_or_default();
+            if let Some(uid) = meta_str(&desired, "uid").filter(|u| !u.is_empty())
+                && uid != current_uid
+            {
+                return Err(ApiError::conflict(
+                    &res.group,
+                    &res.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {current_uid}"
+                    ),
+                ));
+            }
             let current_rv = meta_str(&current, "resourceVersion").map(str::to_string);
             if let Some(rv) = &client_rv
                 && Some(rv) != current_rv.as_ref()
@@ -275,6 +302,8 @@ impl ObjectService {
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
+            let (mut new, warnings) =
+                self.prepare_update(res, name, part, &current, desired, opts)?;
             if opts.dry_run {
                 if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
                     && let Some(rv) = &current_rv

@@ -106,6 +106,14 @@ pub fn parse_resource_version(rv: &str) -> Result<u64> {
         .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
 }
 
+/// A revision this node has not reached: upstream's 504 (`storage.NewTooLargeResourceVersionError`
+/// through `NewTimeoutError`), which clients answer by re-listing.
+fn too_large_resource_version(requested: u64, current: u64) -> ApiError {
+    ApiError::Timeout {
+        message: format!("Timeout: Too large resource version: {requested}, current: {current}"),
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ContinueToken {
     v: String,
@@ -125,7 +133,9 @@ fn encode_continue(revision: u64, last_key: &[u8], prefix: &[u8]) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<ContinueToken> {
-    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+    let bad = |why: &str| {
+        ApiError::bad_request(format!("invalid continue token: continue key is not valid: {why}"))
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
@@ -185,20 +195,17 @@ impl ObjectStore {
                     ReadAt::NotOlderThan(rv) => {
                         let view = self.replica.view();
                         if view.revision < rv {
-                            return Err(ApiError::Timeout {
-                                message: format!(
-                                    "Too large resource version: {rv}, current: {}",
-                                    view.revision
-                                ),
-                            });
+                            return Err(too_large_resource_version(rv, view.revision));
                         }
                         view
                     }
+                    ReadAt::Exact(rv) if rv > self.replica.revision() => {
+                        return Err(too_large_resource_version(rv, self.replica.revision()));
+                    }
+                    // Only pinned snapshots are kept: older revisions read as compacted
+                    // (upstream's etcd answer for a compacted revision).
                     ReadAt::Exact(rv) => self.replica.view_at(rv).ok_or_else(|| {
-                        ApiError::gone(format!(
-                            "too old resource version: {rv} ({})",
-                            self.replica.revision()
-                        ))
+                        ApiError::gone("The resourceVersion for the provided list is too old.")
                     })?,
                 };
                 (view, None)
@@ -288,7 +295,7 @@ impl ObjectStore {
                 let current =
                     current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
                 let current = parse_stored(current)?;
-                check_preconditions(res, name, &current, pre)?;
+                check_preconditions(res, name, &current, pre, PreconditionSource::ReadBeforeWrite)?;
                 let Some(new) = decide(current.clone())? else {
                     return Ok((Mutation::Unchanged, current));
                 };
@@ -328,7 +335,7 @@ impl ObjectStore {
                 let current =
                     current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
                 let mut obj = parse_stored(current)?;
-                check_preconditions(res, name, &obj, pre)?;
+                check_preconditions(res, name, &obj, pre, PreconditionSource::Client)?;
                 let has_finalizers = obj
                     .pointer("/metadata/finalizers")
                     .and_then(Value::as_array)
@@ -409,11 +416,22 @@ fn is_namespaces(res: &ResourceInfo) -> bool {
     res.group.is_empty() && res.plural == "namespaces"
 }
 
+/// Who set a precondition, which decides how a failed resourceVersion check is worded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PreconditionSource {
+    /// The client's DeleteOptions.preconditions: upstream's `Precondition failed: ...`.
+    Client,
+    /// The revision an update was computed from: the optimistic-concurrency conflict
+    /// clients re-read and retry on.
+    ReadBeforeWrite,
+}
+
 fn check_preconditions(
     res: &ResourceInfo,
     name: &str,
     current: &Value,
     pre: &Preconditions,
+    source: PreconditionSource,
 ) -> Result<()> {
     if let Some(uid) = pre.uid.as_deref().filter(|u| !u.is_empty())
         && meta_str(current, "uid") != Some(uid)
@@ -431,12 +449,14 @@ fn check_preconditions(
     if let Some(rv) = pre.resource_version.as_deref().filter(|r| !r.is_empty())
         && meta_str(current, "resourceVersion") != Some(rv)
     {
-        return Err(ApiError::conflict(
-            &res.group,
-            &res.plural,
-            name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
+        let why = match source {
+            PreconditionSource::Client => format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                meta_str(current, "resourceVersion").unwrap_or_default()
+            ),
+            PreconditionSource::ReadBeforeWrite => "the object has been modified; please apply your changes to the latest version and try again".to_string(),
+        };
+        return Err(ApiError::conflict(&res.group, &res.plural, name, &why));
     }
     Ok(())
 }
