@@ -29,11 +29,11 @@ struct Args {
     /// Tiny counts and short loops: a smoke run for CI (writes results/quick.json).
     #[arg(long)]
     quick: bool,
-    /// Seconds of writing per round of a concurrency level [default: 5, quick: 1].
+    /// Seconds of writing per round of a concurrency level [default: 4, quick: 1].
     #[arg(long)]
     duration: Option<f64>,
     /// Rounds per concurrency level, alternating between the systems; the median round is
-    /// reported [default: 3, quick: 1].
+    /// reported [default: 5, quick: 1].
     #[arg(long)]
     rounds: Option<usize>,
     /// Upper bound of writes per round [default: 500000, quick: 300].
@@ -110,7 +110,7 @@ impl Plan {
             args.concurrency.iter().all(|&c| (1..=1024).contains(&c)),
             "concurrency must be 1..=1024"
         );
-        let duration = args.duration.unwrap_or(if q { 1.0 } else { 5.0 });
+        let duration = args.duration.unwrap_or(if q { 1.0 } else { 4.0 });
         anyhow::ensure!(
             duration > 0.0 && duration <= 600.0,
             "duration must be in (0, 600] s"
@@ -118,7 +118,7 @@ impl Plan {
         Ok(Self {
             quick: q,
             put_duration: Duration::from_secs_f64(duration),
-            rounds: args.rounds.unwrap_or(if q { 1 } else { 3 }).clamp(1, 20),
+            rounds: args.rounds.unwrap_or(if q { 1 } else { 5 }).clamp(1, 20),
             max_writes: args.max_writes.unwrap_or(if q { 300 } else { 500_000 }),
             concurrency: args.concurrency.clone(),
             list_counts,

@@ -349,6 +349,20 @@ impl Report {
             );
         }
         let _ = writeln!(out, "(ratio > 1 means BeeMesh is better)");
+        for (name, sys) in [("beemesh", &self.beemesh), ("etcd", &self.etcd)] {
+            for p in sys.iter().flat_map(|s| &s.puts) {
+                if p.round_rates.len() > 1 {
+                    let rates: Vec<String> =
+                        p.round_rates.iter().map(|r| format!("{r:.0}")).collect();
+                    let _ = writeln!(
+                        out,
+                        "rounds, {name} at {} clients (writes/s): {}",
+                        p.concurrency,
+                        rates.join(" ")
+                    );
+                }
+            }
+        }
         let _ = writeln!(out);
         let _ = writeln!(out, "targets:");
         for t in &self.targets {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use beemesh_apiserver::pki::NodePki;
 use beemesh_apiserver::state::AppState;
-use beemesh_mesh_backend::{Replica, ReplicaConfig};
+use beemesh_mesh_backend::Replica;
 use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
-use beemesh_translator::store::ObjectStore;
+use beemesh_translator::store::{self, ObjectStore};
 use beemesh_translator::Registry;
 use beemesh_workloads::NamespaceController;
 use clap::Args;
@@ -42,7 +42,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         sans.push("127.0.0.1".into());
     }
     let pki = NodePki::load_or_create(&args.data_dir, &sans).context("certificates")?;
-    let replica = Replica::open(&args.data_dir.join("store"), ReplicaConfig::default())
+    let replica = Replica::open(&args.data_dir.join("store"), store::replica_config())
         .context("opening the replica")?;
     let registry = Arc::new(Registry::builtin());
     let catalog = Catalog::builtin();

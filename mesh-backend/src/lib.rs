@@ -3,6 +3,7 @@
 
 pub mod digest;
 pub mod replica;
+pub mod router;
 pub mod version;
 
 pub use replica::{
@@ -10,3 +11,4 @@ pub use replica::{
     ReplicaError, Stamper, Subscription, SubscriptionEnd,
 };
 pub use version::{Hlc, Version};
+pub use router::{CommitError, CommitFuture, CommitResult, LocalRouter, WriteRouter};

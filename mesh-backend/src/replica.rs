@@ -427,6 +427,21 @@ impl Replica {
             .and_then(|v| decode_version_value(&v)))
     }
 
+    /// The live value of `key` with its global version, read from one snapshot so the
+    /// two belong together (what a compare-and-set should expect).
+    pub fn current(&self, key: &[u8]) -> Result<Option<(Bytes, Version)>, ReplicaError> {
+        let snapshot = self.db.snapshot();
+        let Some(value) = snapshot.get(&self.objects, key)? else {
+            return Ok(None);
+        };
+        let version = snapshot
+            .get(&self.versions, version_key(key))?
+            .and_then(|v| decode_version_value(&v))
+            .map(|(v, _)| v)
+            .ok_or(ReplicaError::CorruptRevision)?;
+        Ok(Some((Bytes::copy_from_slice(&value), version)))
+    }
+
     /// The global version of `key` and whether it is a tombstone.
     pub fn version(&self, key: &[u8]) -> Result<Option<(Version, bool)>, ReplicaError> {
         self.version_locked(key)

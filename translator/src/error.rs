@@ -89,6 +89,8 @@ pub enum ApiError {
     #[error("{message}")]
     Internal { message: String },
     #[error("{message}")]
+    ServiceUnavailable { message: String },
+    #[error("{message}")]
     Timeout { message: String },
 }
 
@@ -200,6 +202,7 @@ impl ApiError {
             ApiError::Invalid { .. } => 422,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Internal { .. } => 500,
+            ApiError::ServiceUnavailable { .. } => 503,
             ApiError::Timeout { .. } => 504,
         }
     }
@@ -221,6 +224,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "Invalid",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Internal { .. } => "InternalError",
+            ApiError::ServiceUnavailable { .. } => "ServiceUnavailable",
             ApiError::Timeout { .. } => "Timeout",
         }
     }

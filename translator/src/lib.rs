@@ -11,6 +11,7 @@ pub mod registry;
 pub mod registry_builtin;
 pub mod selector;
 pub mod store;
+pub mod stored;
 pub mod validation;
 
 pub use error::{ApiError, Cause, Subject};

@@ -5,13 +5,17 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use beemesh_mesh_backend::{Mutation, ReadView, Replica, ReplicaError, Subscription};
+use beemesh_mesh_backend::{
+    CasConflict, ReplicaConfig, CommitError, Expected, LocalRouter, ReadView, Replica, ReplicaError,
+    Subscription, Version, WriteRouter,
+};
 pub use beemesh_mesh_backend::{EventKind, SubscriptionEnd};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Result};
 use crate::registry::ResourceInfo;
+use crate::stored;
 
 impl From<ReplicaError> for ApiError {
     fn from(e: ReplicaError) -> Self {
@@ -81,6 +85,15 @@ pub struct Preconditions {
 #[derive(Clone)]
 pub struct ObjectStore {
     replica: Arc<Replica>,
+    router: Arc<dyn WriteRouter>,
+}
+
+/// The replica settings the object layer needs (its stamp of `resourceVersion`).
+pub fn replica_config() -> ReplicaConfig {
+    ReplicaConfig {
+        stamper: Some(stored::stamper()),
+        ..ReplicaConfig::default()
+    }
 }
 
 /// The stored value as a JSON object, or an internal error (never a client's fault).
@@ -88,13 +101,9 @@ pub fn parse_stored(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object: {e}")))
 }
 
-fn stamp(mut obj: Value, revision: u64) -> Result<(Bytes, Value)> {
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), json!(revision.to_string()));
-    }
-    let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((Bytes::from(bytes), obj))
-}
+/// Upstream's reason for an optimistic-concurrency conflict.
+const MODIFIED: &str =
+    "the object has been modified; please apply your changes to the latest version and try again";
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
@@ -153,8 +162,15 @@ fn decode_continue(token: &str) -> Result<ContinueToken> {
 }
 
 impl ObjectStore {
+    /// A store whose node is the home of every key (a single node).
     pub fn new(replica: Arc<Replica>) -> Self {
-        ObjectStore { replica }
+        let router = Arc::new(LocalRouter::new(replica.clone()));
+        ObjectStore { replica, router }
+    }
+
+    /// A store whose writes go through `router` (the mesh).
+    pub fn with_router(replica: Arc<Replica>, router: Arc<dyn WriteRouter>) -> Self {
+        ObjectStore { replica, router }
     }
 
     pub fn replica(&self) -> &Arc<Replica> {
@@ -253,6 +269,43 @@ impl ObjectStore {
         })
     }
 
+    /// Reads the live object and its global version (what a write must expect).
+    fn current(
+        &self,
+        res: &ResourceInfo,
+        name: &str,
+        key: &[u8],
+    ) -> Result<(Value, Version)> {
+        let (bytes, version) = self
+            .replica
+            .current(key)?
+            .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
+        Ok((parse_stored(&bytes)?, version))
+    }
+
+    /// Commits through the router; the result is the object as stored on this node.
+    async fn commit(
+        &self,
+        key: &[u8],
+        expected: Expected,
+        deleted: bool,
+        obj: &Value,
+    ) -> Result<std::result::Result<Value, CasConflict>> {
+        let bytes = stored::encode(obj, 0).map_err(|e| ApiError::internal(e.to_string()))?;
+        match self
+            .router
+            .commit(key, expected, deleted, Bytes::from(bytes))
+            .await
+        {
+            Ok(Ok(entry)) => Ok(Ok(parse_stored(&entry.value)?)),
+            Ok(Err(conflict)) => Ok(Err(conflict)),
+            Err(CommitError::Unavailable(why)) => Err(ApiError::ServiceUnavailable {
+                message: format!("the write could not be committed: {why}"),
+            }),
+            Err(CommitError::Replica(e)) => Err(e.into()),
+        }
+    }
+
     /// Stores a new object; fails with AlreadyExists if the key is taken.
     pub async fn create(
         &self,
@@ -264,21 +317,14 @@ impl ObjectStore {
             .ok_or_else(|| ApiError::bad_request("metadata.name is required"))?
             .to_string();
         let key = object_key(res, namespace, &name);
-        let out = self
-            .replica
-            .write::<_, ApiError>(&key, |current, revision| {
-                if current.is_some() {
-                    return Err(ApiError::already_exists(&res.group, &res.plural, &name));
-                }
-                let (bytes, stored) = stamp(obj, revision)?;
-                Ok((Mutation::Put(bytes), stored))
-            })
-            .await??;
-        Ok(out.1)
+        self.commit(&key, Expected::Absent, false, &obj)
+            .await?
+            .map_err(|_| ApiError::already_exists(&res.group, &res.plural, &name))
     }
 
-    /// Replaces an object atomically: `decide` gets the current object and returns the
-    /// new one (or `None` to leave it unchanged); preconditions are checked first.
+    /// Replaces an object: `decide` gets the current object and returns the new one (or
+    /// `None` to leave it unchanged); preconditions are checked first, and the write only
+    /// lands if nobody changed the object in between (409 otherwise).
     /// An object with `deletionTimestamp` whose last finalizer is removed is deleted.
     pub async fn update(
         &self,
@@ -289,33 +335,22 @@ impl ObjectStore {
         decide: impl FnOnce(Value) -> Result<Option<Value>>,
     ) -> Result<Value> {
         let key = object_key(res, namespace, name);
-        let (_, stored) = self
-            .replica
-            .write::<_, ApiError>(&key, |current, revision| {
-                let current =
-                    current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-                let current = parse_stored(current)?;
-                check_preconditions(res, name, &current, pre, PreconditionSource::ReadBeforeWrite)?;
-                let Some(new) = decide(current.clone())? else {
-                    return Ok((Mutation::Unchanged, current));
-                };
-                if same_except_version(&current, &new) {
-                    return Ok((Mutation::Unchanged, current));
-                }
-                let finalizing = new
-                    .pointer("/metadata/deletionTimestamp")
-                    .is_some_and(|t| !t.is_null())
-                    && no_finalizers(&new, "/metadata/finalizers")
-                    && (!is_namespaces(res) || no_finalizers(&new, "/spec/finalizers"));
-                let (bytes, stored) = stamp(new, revision)?;
-                if finalizing {
-                    Ok((Mutation::Delete(bytes), stored))
-                } else {
-                    Ok((Mutation::Put(bytes), stored))
-                }
-            })
-            .await??;
-        Ok(stored)
+        let (current, version) = self.current(res, name, &key)?;
+        check_preconditions(res, name, &current, pre, PreconditionSource::ReadBeforeWrite)?;
+        let Some(new) = decide(current.clone())? else {
+            return Ok(current);
+        };
+        if same_except_version(&current, &new) {
+            return Ok(current);
+        }
+        let finalizing = new
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+            && no_finalizers(&new, "/metadata/finalizers")
+            && (!is_namespaces(res) || no_finalizers(&new, "/spec/finalizers"));
+        self.commit(&key, Expected::Version(version), finalizing, &new)
+            .await?
+            .map_err(|_| ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
     }
 
     /// Deletes an object now, or — when it has finalizers — marks it with
@@ -329,34 +364,32 @@ impl ObjectStore {
         now: &str,
     ) -> Result<(Value, bool)> {
         let key = object_key(res, namespace, name);
-        let (_, out) = self
-            .replica
-            .write::<_, ApiError>(&key, |current, revision| {
-                let current =
-                    current.ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-                let mut obj = parse_stored(current)?;
-                check_preconditions(res, name, &obj, pre, PreconditionSource::Client)?;
-                let has_finalizers = obj
-                    .pointer("/metadata/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|f| !f.is_empty());
-                if has_finalizers {
-                    let already = obj.pointer("/metadata/deletionTimestamp").is_some();
-                    if already {
-                        return Ok((Mutation::Unchanged, (obj, false)));
-                    }
-                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                        meta.insert("deletionTimestamp".into(), json!(now));
-                        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-                    }
-                    let (bytes, stored) = stamp(obj, revision)?;
-                    return Ok((Mutation::Put(bytes), (stored, false)));
-                }
-                let (bytes, stored) = stamp(obj, revision)?;
-                Ok((Mutation::Delete(bytes), (stored, true)))
-            })
-            .await??;
-        Ok(out)
+        let (mut obj, version) = self.current(res, name, &key)?;
+        check_preconditions(res, name, &obj, pre, PreconditionSource::Client)?;
+        let has_finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let conflict = |_| ApiError::conflict(&res.group, &res.plural, name, MODIFIED);
+        if has_finalizers {
+            if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok((obj, false));
+            }
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("deletionTimestamp".into(), json!(now));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+            }
+            let stored = self
+                .commit(&key, Expected::Version(version), false, &obj)
+                .await?
+                .map_err(conflict)?;
+            return Ok((stored, false));
+        }
+        let stored = self
+            .commit(&key, Expected::Version(version), true, &obj)
+            .await?
+            .map_err(conflict)?;
+        Ok((stored, true))
     }
 
     /// Starts a watch: the current objects (when `from` is `None`) and then every change
@@ -487,7 +520,6 @@ pub struct WatchSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use beemesh_mesh_backend::ReplicaConfig;
 
     fn configmaps() -> ResourceInfo {
         ResourceInfo {
@@ -512,7 +544,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, ObjectStore) {
         let dir = tempfile::tempdir().unwrap();
-        let r = Replica::open(dir.path(), ReplicaConfig::default()).unwrap();
+        let r = Replica::open(dir.path(), replica_config()).unwrap();
         (dir, ObjectStore::new(r))
     }
 

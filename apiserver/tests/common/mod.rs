@@ -36,7 +36,7 @@ impl Node {
     pub async fn start() -> Node {
         Node::with_config(ReplicaConfig {
             durable: false,
-            ..ReplicaConfig::default()
+            ..beemesh_translator::store::replica_config()
         })
         .await
     }
