@@ -1,6 +1,9 @@
 //! The router: health and version endpoints open to everyone, everything else behind
 //! authentication; discovery and OpenAPI documents; resource requests to `resource`.
 
+// ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
+#![allow(clippy::result_large_err)]
+
 use std::time::Instant;
 
 use axum::Router;
@@ -143,9 +146,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Err(ApiError::PayloadTooLarge {
-                    message: "the request body is too large (limit 3 MiB)".into(),
-                })
+                Err(crate::negotiate::too_large())
             } else {
                 Err(ApiError::bad_request(format!("reading the request body: {e}")))
             }
@@ -228,13 +229,15 @@ async fn route(state: &AppState, req: Request) -> (String, String, Result<Respon
     let target = match request::parse_resource_path(&state.registry, &path) {
         Ok(Some(t)) => t,
         Ok(None) => {
-            let r = if parts.method == Method::GET {
-                discovery_document(state, &path)
-            } else {
-                Err(ApiError::method_not_allowed(format!(
+            // Discovery documents are read-only; a path that is nothing at all is a 404
+            // whatever the method.
+            let r = match discovery_document(state, &path) {
+                Ok(doc) if parts.method == Method::GET => Ok(doc),
+                Ok(_) => Err(ApiError::method_not_allowed(format!(
                     "the server does not allow this method on the requested resource ({} {path})",
                     parts.method
-                )))
+                ))),
+                Err(e) => Err(e),
             };
             return nonresource(r);
         }

@@ -1,6 +1,9 @@
 //! Content negotiation: which representation a response takes (from `Accept`) and how a
 //! request body is decoded (from `Content-Type`).
 
+// ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
+#![allow(clippy::result_large_err)]
+
 use beemesh_translator::{ApiError, protobuf};
 use serde_json::Value;
 
@@ -88,11 +91,7 @@ pub fn negotiate(accept: Option<&str>, allow_transform: bool) -> Result<Output, 
                     }
                 }
             },
-            "application/yaml" => {
-                if r.param("as").is_none() {
-                    return Ok(Output::Yaml);
-                }
-            }
+            "application/yaml" if r.param("as").is_none() => return Ok(Output::Yaml),
             _ => {}
         }
     }
@@ -101,13 +100,18 @@ pub fn negotiate(accept: Option<&str>, allow_transform: bool) -> Result<Output, 
     )))
 }
 
+/// Upstream's 413 for a body over the limit.
+pub fn too_large() -> ApiError {
+    ApiError::PayloadTooLarge {
+        message: format!("Request entity too large: limit is {MAX_BODY_BYTES}"),
+    }
+}
+
 /// Decodes a create/update body by its Content-Type (none means JSON, as upstream's
 /// Python client relies on).
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            message: "the request body is too large (limit 3 MiB)".into(),
-        });
+        return Err(too_large());
     }
     let mime = content_type
         .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
@@ -120,6 +124,14 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
+}
+
+/// Whether a request body of this Content-Type is decoded as JSON.
+pub fn is_json_body(content_type: Option<&str>) -> bool {
+    let mime = content_type
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(mime.as_str(), "" | "application/json" | "*/*")
 }
 
 /// JSON into a value; syntax errors become 400 with the position.

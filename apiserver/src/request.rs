@@ -1,5 +1,8 @@
 //! What a resource request addresses, parsed from its path and query string.
 
+// ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use beemesh_translator::{ApiError, Registry, ResourceInfo};
@@ -57,26 +60,75 @@ impl Query {
         match self.get(key) {
             None | Some("") => Ok(None),
             Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("invalid value for {key}: {v:?} is not a non-negative integer"))
+                ApiError::bad_request(format!(
+                    "invalid value for {key}: {v:?} is not a non-negative integer"
+                ))
             }),
         }
     }
 
-    /// `dryRun=All` (the only value upstream accepts); anything else is a 400.
-    pub fn dry_run(&self) -> Result<bool, ApiError> {
-        let values = self.all("dryRun");
-        if values.is_empty() {
-            return Ok(false);
+    /// An integer parameter (an int64 upstream); garbage is a 400.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid value for {key}: {v:?} is not an integer"))
+            }),
         }
-        for v in &values {
-            if *v != "All" {
-                return Err(ApiError::bad_request(format!(
-                    "Invalid dryRun value {v:?}: supported values: \"All\""
-                )));
-            }
-        }
-        Ok(true)
     }
+
+    /// `dryRun`: absent, or `All` (the only value upstream accepts); anything else is
+    /// upstream's 422 on the request's options kind (`CreateOptions`, `DeleteOptions` ...).
+    pub fn dry_run(&self, options_kind: &str) -> Result<bool, ApiError> {
+        let values = self.all("dryRun");
+        validate_dry_run(&values, options_kind)?;
+        Ok(!values.is_empty())
+    }
+}
+
+/// Upstream's `ValidateDryRun`: every value must be `All`.
+pub fn validate_dry_run(values: &[&str], options_kind: &str) -> Result<(), ApiError> {
+    if values.iter().all(|v| *v == "All") {
+        return Ok(());
+    }
+    let go_slice = format!(
+        "[]string{{{}}}",
+        values
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Err(ApiError::invalid(
+        "meta.k8s.io",
+        options_kind,
+        "",
+        vec![beemesh_translator::Cause::new(
+            "FieldValueNotSupported",
+            "dryRun",
+            format!("Unsupported value: {go_slice}: supported values: \"All\""),
+        )],
+    ))
+}
+
+/// Upstream's `IsValidPathSegmentName` check on a name taken from the URL: 400.
+fn check_path_segment_name(name: &str) -> Result<(), ApiError> {
+    let problems: Vec<&str> = match name {
+        "." => vec!["may not be '.'"],
+        ".." => vec!["may not be '..'"],
+        _ => [("/", "may not contain '/'"), ("%", "may not contain '%'")]
+            .into_iter()
+            .filter(|(c, _)| name.contains(c))
+            .map(|(_, why)| why)
+            .collect(),
+    };
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "Name parameter invalid: {name:?}: {}",
+        problems.join(";")
+    )))
 }
 
 fn not_found_path(path: &str) -> ApiError {
@@ -158,10 +210,17 @@ pub fn parse_resource_path(
     {
         return Err(not_found_path(path));
     }
-    if let Some(name) = &target.name
-        && (name.is_empty() || name == "." || name == "..")
+    if let Some(name) = &target.name {
+        if name.is_empty() {
+            return Err(ApiError::bad_request("Name parameter required."));
+        }
+        check_path_segment_name(name)?;
+    }
+    // A namespace segment that decodes to more segments addresses nothing.
+    if let Some(ns) = &target.namespace
+        && (ns.is_empty() || ns.contains('/') || ns.contains('%') || ns == "." || ns == "..")
     {
-        return Err(ApiError::bad_request(format!("invalid resource name {name:?}")));
+        return Err(not_found_path(path));
     }
     Ok(Some(target))
 }

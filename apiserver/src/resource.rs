@@ -1,6 +1,9 @@
 //! The resource verbs over HTTP: get, list, create, update, patch, delete,
 //! deletecollection (watch lives in `watch`), and the `/status` and `/scale` subresources.
 
+// ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
@@ -69,6 +72,7 @@ pub async fn handle(
         (&Method::GET, Some(name), None) => {
             verb_allowed("get")?;
             let output = negotiate::negotiate(accept, true)?;
+            check_get_resource_version(&state, &query)?;
             let obj = state
                 .service
                 .store
@@ -77,6 +81,7 @@ pub async fn handle(
         }
         (&Method::GET, Some(name), Some("status")) => {
             let output = negotiate::negotiate(accept, true)?;
+            check_get_resource_version(&state, &query)?;
             let obj = state
                 .service
                 .store
@@ -127,7 +132,7 @@ fn write_options(query: &Query, options_kind: &str) -> Result<WriteOptions> {
     let field_validation =
         FieldValidation::from_query(query.get("fieldValidation").unwrap_or(""), options_kind)?;
     Ok(WriteOptions {
-        dry_run: query.dry_run()?,
+        dry_run: query.dry_run(options_kind)?,
         field_validation,
     })
 }
@@ -139,6 +144,16 @@ fn check_type(res: &ResourceInfo, obj: &mut Value) -> Result<()> {
     let Some(map) = obj.as_object_mut() else {
         return Err(ApiError::bad_request("the request body must be an object"));
     };
+    for field in ["apiVersion", "kind"] {
+        if let Some(v) = map.get(field).filter(|v| !v.is_string() && !v.is_null()) {
+            // Upstream reads apiVersion/kind first and fails with the Go decoder's words.
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go struct field .{field} of type string",
+                res.kind,
+                json_type_name(v)
+            )));
+        }
+    }
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), json!(api_version));
@@ -164,6 +179,18 @@ fn check_type(res: &ResourceInfo, obj: &mut Value) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The Go decoder's name for a JSON value's type.
+fn json_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 fn json_bytes(value: &Value) -> Result<Vec<u8>> {
@@ -299,36 +326,125 @@ impl Filter {
     }
 }
 
-/// Reads `resourceVersion` + `resourceVersionMatch` of a list.
-fn read_at(query: &Query) -> Result<ReadAt> {
+/// A GET's `resourceVersion`: ""/"0" any, N at least N (served from the latest state,
+/// which is always at least as new as anything this node issued).
+fn check_get_resource_version(state: &AppState, query: &Query) -> Result<()> {
+    match query.get("resourceVersion").unwrap_or("") {
+        "" | "0" => Ok(()),
+        rv => {
+            let wanted = beemesh_translator::store::parse_resource_version(rv)?;
+            let current = state.service.store.revision();
+            if wanted > current {
+                return Err(ApiError::Timeout {
+                    message: format!(
+                        "Timeout: Too large resource version: {wanted}, current: {current}"
+                    ),
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Upstream's `ValidateListOptions` (list and watch): a 422 on `ListOptions.meta.k8s.io`
+/// listing every problem.
+pub fn validate_list_options(query: &Query, watch: bool) -> Result<()> {
+    use beemesh_translator::validation::field;
     let rv = query.get("resourceVersion").unwrap_or("");
     let matching = query.get("resourceVersionMatch").unwrap_or("");
-    let parse = |rv: &str| beemesh_translator::store::parse_resource_version(rv);
-    match (rv, matching) {
-        ("", "") => Ok(ReadAt::Latest),
-        ("", m) => Err(ApiError::bad_request(format!(
-            "resourceVersionMatch {m:?} is forbidden unless resourceVersion is provided"
-        ))),
-        (rv, "") | (rv, "NotOlderThan") => Ok(ReadAt::NotOlderThan(parse(rv)?)),
-        (rv, "Exact") => {
-            let n = parse(rv)?;
-            if n == 0 {
-                return Err(ApiError::bad_request(
-                    "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+    let send_initial = query.get("sendInitialEvents").is_some();
+    let continue_token = query.get("continue").unwrap_or("");
+    let mut causes = Vec::new();
+    if watch {
+        if send_initial && matching != "NotOlderThan" {
+            causes.push(field::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !matching.is_empty() {
+            if !send_initial {
+                causes.push(field::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
                 ));
             }
-            Ok(ReadAt::Exact(n))
+            if matching != "NotOlderThan" {
+                causes.push(field::not_supported(
+                    "resourceVersionMatch",
+                    &json!(matching),
+                    &["NotOlderThan"],
+                ));
+            }
+            if !continue_token.is_empty() {
+                causes.push(field::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
         }
-        (_, m) => Err(ApiError::bad_request(format!(
-            "invalid resourceVersionMatch {m:?}: supported values: \"Exact\", \"NotOlderThan\""
-        ))),
+    } else {
+        if !matching.is_empty() {
+            if rv.is_empty() {
+                causes.push(field::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if !continue_token.is_empty() {
+                causes.push(field::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if matching != "Exact" && matching != "NotOlderThan" {
+                causes.push(field::not_supported(
+                    "resourceVersionMatch",
+                    &json!(matching),
+                    &["Exact", "NotOlderThan", ""],
+                ));
+            }
+            if matching == "Exact" && rv == "0" {
+                causes.push(field::forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if send_initial {
+            causes.push(field::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes))
+    }
+}
+
+/// Reads `resourceVersion` + `resourceVersionMatch` of a list (already validated).
+fn read_at(query: &Query) -> Result<ReadAt> {
+    let rv = query.get("resourceVersion").unwrap_or("");
+    let parse = |rv: &str| beemesh_translator::store::parse_resource_version(rv);
+    match (rv, query.get("resourceVersionMatch").unwrap_or("")) {
+        ("", _) => Ok(ReadAt::Latest),
+        (rv, "Exact") => Ok(ReadAt::Exact(parse(rv)?)),
+        (rv, _) => Ok(ReadAt::NotOlderThan(parse(rv)?)),
     }
 }
 
 fn list(state: &AppState, target: &ResourceTarget, query: &Query, output: Output) -> Result<Response> {
     let res = &target.resource;
+    validate_list_options(query, false)?;
     let filter = Filter::from_query(res, query)?;
-    let limit = query.uint("limit")?.map(|l| l as usize);
+    // A limit of zero or less means none, as upstream.
+    let limit = query
+        .int("limit")?
+        .and_then(|l| usize::try_from(l).ok())
+        .filter(|l| *l > 0);
     let continue_token = query.get("continue").filter(|c| !c.is_empty());
     let mut read_at = read_at(query)?;
     if continue_token.is_some() && query.get("resourceVersion").is_some_and(|rv| !rv.is_empty() && rv != "0") {
@@ -429,11 +545,13 @@ async fn create(
     let mut obj = negotiate::decode_body(content_type, body)?;
     check_type(res, &mut obj)?;
     let opts = write_options(query, "CreateOptions")?;
+    let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
     let written = state
         .service
         .create(res, target.namespace.as_deref(), obj, &opts)
         .await?;
-    render_object(res, StatusCode::CREATED, &written.object, output, query, &written.warnings)
+    warnings.extend(written.warnings);
+    render_object(res, StatusCode::CREATED, &written.object, output, query, &warnings)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -451,11 +569,13 @@ async fn update(
     let mut obj = negotiate::decode_body(content_type, body)?;
     check_type(res, &mut obj)?;
     let opts = write_options(query, "UpdateOptions")?;
+    let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
     let written = state
         .service
         .update(res, target.namespace.as_deref(), name, part, &opts, |_| Ok(obj.clone()))
         .await?;
-    render_object(res, StatusCode::OK, &written.object, output, query, &written.warnings)
+    warnings.extend(written.warnings);
+    render_object(res, StatusCode::OK, &written.object, output, query, &warnings)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -471,9 +591,7 @@ async fn patch(
 ) -> Result<Response> {
     let res = &target.resource;
     if body.len() > negotiate::MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge {
-            message: "the request body is too large (limit 3 MiB)".into(),
-        });
+        return Err(negotiate::too_large());
     }
     let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
     let opts = write_options(query, "PatchOptions")?;
@@ -483,12 +601,63 @@ async fn patch(
         .service
         .update(res, target.namespace.as_deref(), name, part, &opts, |current| {
             let mut patched = patch::apply_patch(schema, catalog, current, patch_type, body)?;
-            // A patch may not move the object or change its type.
+            // A patch may not move the object or change its type or identity.
             check_type(res, &mut patched)?;
+            check_uid_unchanged(res, name, current, &patched)?;
             Ok(patched)
         })
         .await?;
     render_object(res, StatusCode::OK, &written.object, output, query, &written.warnings)
+}
+
+/// A patch that changes `metadata.uid` fails upstream's ObjectMeta update validation.
+fn check_uid_unchanged(res: &ResourceInfo, name: &str, current: &Value, patched: &Value) -> Result<()> {
+    let old = current.pointer("/metadata/uid");
+    let new = patched.pointer("/metadata/uid");
+    if new.is_none_or(Value::is_null) || new == old {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &res.group,
+        &res.kind,
+        name,
+        vec![beemesh_translator::validation::field::invalid(
+            "metadata.uid",
+            new.unwrap_or(&Value::Null),
+            "field is immutable",
+        )],
+    ))
+}
+
+/// Keys given twice in a JSON body: with the unknown fields in one 400 under Strict (as
+/// upstream's strict decoder reports them), as `duplicate field "..."` warnings under
+/// Warn, nothing under Ignore. Other encodings cannot repeat a key.
+fn duplicate_field_warnings(
+    state: &AppState,
+    res: &ResourceInfo,
+    content_type: Option<&str>,
+    body: &[u8],
+    opts: &WriteOptions,
+) -> Result<Vec<String>> {
+    if !negotiate::is_json_body(content_type) || opts.field_validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let duplicates = beemesh_translator::validation::duplicate_fields(body);
+    if duplicates.is_empty() {
+        return Ok(Vec::new());
+    }
+    if opts.field_validation == FieldValidation::Strict {
+        beemesh_translator::validation::validate_body_and_prune(
+            res,
+            state.service.catalog,
+            body,
+            FieldValidation::Strict,
+        )?;
+    }
+    Ok(duplicates
+        .iter()
+        .map(|p| format!("duplicate field {p:?}"))
+        .collect())
 }
 
 /// DeleteOptions from the body (JSON) and the query string.
@@ -497,43 +666,131 @@ struct DeleteOptions {
     dry_run: bool,
 }
 
+/// Upstream's `ValidateDeleteOptions` on propagationPolicy: a 422 on DeleteOptions.
+fn check_propagation_policy(policy: &str) -> Result<()> {
+    if matches!(policy, "Orphan" | "Background" | "Foreground") {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "meta.k8s.io",
+        "DeleteOptions",
+        "",
+        vec![beemesh_translator::validation::field::not_supported(
+            "propagationPolicy",
+            &json!(policy),
+            &["Foreground", "Background", "Orphan", "nil"],
+        )],
+    ))
+}
+
+/// A DeleteOptions field of the wrong JSON type, worded like the Go decoder.
+fn delete_option_type_error(field: &str, got: &Value, want: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "DeleteOptions in version \"v1\" cannot be handled as a DeleteOptions: json: cannot unmarshal {} into Go struct field {field} of type {want}",
+        json_type_name(got)
+    ))
+}
+
 fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
     let mut pre = Preconditions::default();
-    let mut dry_run = query.dry_run()?;
+    let mut dry_run = query.dry_run("DeleteOptions")?;
+    let mut policy: Option<String> = None;
+    let mut orphan_set = false;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let opts: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
-        if let Some(p) = opts.get("preconditions") {
-            pre.uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
-            pre.resource_version = p
-                .get("resourceVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        if let Some(d) = opts.get("dryRun").and_then(Value::as_array) {
-            for v in d {
-                if v.as_str() != Some("All") {
-                    return Err(ApiError::bad_request(format!(
-                        "Invalid dryRun value {v}: supported values: \"All\""
-                    )));
-                }
-                dry_run = true;
+        let Some(opts) = opts.as_object() else {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions in version \"v1\" cannot be handled as a DeleteOptions: json: cannot unmarshal {} into Go value of type v1.DeleteOptions",
+                json_type_name(&opts)
+            )));
+        };
+        let string_field = |v: Option<&Value>, field: &str| -> Result<Option<String>> {
+            match v {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(delete_option_type_error(field, other, "string")),
+            }
+        };
+        match opts.get("preconditions") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(p)) => {
+                pre.uid = string_field(p.get("uid"), "Preconditions.preconditions.uid")?;
+                pre.resource_version = string_field(
+                    p.get("resourceVersion"),
+                    "Preconditions.preconditions.resourceVersion",
+                )?;
+            }
+            Some(other) => {
+                return Err(delete_option_type_error(
+                    "DeleteOptions.preconditions",
+                    other,
+                    "v1.Preconditions",
+                ));
             }
         }
-        if let Some(policy) = opts.get("propagationPolicy").and_then(Value::as_str)
-            && !matches!(policy, "Orphan" | "Background" | "Foreground")
+        match opts.get("dryRun") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(values)) => {
+                let mut list = Vec::new();
+                for v in values {
+                    match v.as_str() {
+                        Some(s) => list.push(s),
+                        None => {
+                            return Err(delete_option_type_error(
+                                "DeleteOptions.dryRun",
+                                v,
+                                "string",
+                            ));
+                        }
+                    }
+                }
+                crate::request::validate_dry_run(&list, "DeleteOptions")?;
+                dry_run |= !list.is_empty();
+            }
+            Some(other) => {
+                return Err(delete_option_type_error("DeleteOptions.dryRun", other, "[]string"));
+            }
+        }
+        if let Some(p) =
+            string_field(opts.get("propagationPolicy"), "DeleteOptions.propagationPolicy")?
         {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy {policy:?} is not supported: use Orphan, Background or Foreground"
-            )));
+            check_propagation_policy(&p)?;
+            policy = Some(p);
+        }
+        match opts.get("orphanDependents") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(_)) => orphan_set = true,
+            Some(other) => {
+                return Err(delete_option_type_error("DeleteOptions.orphanDependents", other, "bool"));
+            }
+        }
+        match opts.get("gracePeriodSeconds") {
+            None | Some(Value::Null) => {}
+            Some(v) if v.is_i64() => {}
+            Some(other) => {
+                return Err(delete_option_type_error("DeleteOptions.gracePeriodSeconds", other, "int64"));
+            }
         }
     }
-    if let Some(policy) = query.get("propagationPolicy")
-        && !matches!(policy, "Orphan" | "Background" | "Foreground")
-    {
-        return Err(ApiError::bad_request(format!(
-            "propagationPolicy {policy:?} is not supported: use Orphan, Background or Foreground"
-        )));
+    if let Some(p) = query.get("propagationPolicy") {
+        check_propagation_policy(p)?;
+        policy = Some(p.to_string());
+    }
+    if query.get("orphanDependents").is_some() {
+        orphan_set = true;
+    }
+    if let Some(p) = policy.filter(|_| orphan_set) {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "DeleteOptions",
+            "",
+            vec![beemesh_translator::validation::field::invalid(
+                "propagationPolicy",
+                &json!(p),
+                "orphanDependents and deletionPropagation cannot be both set",
+            )],
+        ));
     }
     Ok(DeleteOptions { pre, dry_run })
 }

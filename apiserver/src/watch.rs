@@ -3,6 +3,9 @@
 //! bookmarks, `timeoutSeconds`, WatchList (`sendInitialEvents`) and 410 when the start
 //! revision is no longer retained.
 
+// ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -112,31 +115,18 @@ pub fn serve(
         }
     };
     let rv = query.get("resourceVersion").unwrap_or("");
-    if send_initial.is_some() {
-        if query.get("resourceVersionMatch") != Some("NotOlderThan") {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "ListOptions",
-                "",
-                vec![beemesh_translator::Cause::new(
-                    "FieldValueInvalid",
-                    "resourceVersionMatch",
-                    "Invalid value: \"\": sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                )],
-            ));
-        }
-        if send_initial == Some(true) && !bookmarks {
-            return Err(ApiError::invalid(
-                "meta.k8s.io",
-                "ListOptions",
-                "",
-                vec![beemesh_translator::Cause::new(
-                    "FieldValueForbidden",
-                    "allowWatchBookmarks",
-                    "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
-                )],
-            ));
-        }
+    crate::resource::validate_list_options(query, true)?;
+    if send_initial == Some(true) && !bookmarks {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![beemesh_translator::Cause::new(
+                "FieldValueForbidden",
+                "allowWatchBookmarks",
+                "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+            )],
+        ));
     }
     let timeout = match query.uint("timeoutSeconds")? {
         Some(0) | None => Duration::from_secs(1800 + rand::random_range(0..1800)),
