@@ -38,8 +38,10 @@ impl IntoResponse for StatusResponse {
         let body = serde_json::to_vec(&self.0.status()).unwrap_or_default();
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = code;
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let ApiError::TooManyRequests { retry_after, .. } = &self.0
             && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
         {
@@ -102,7 +104,11 @@ fn authenticated(state: &AppState, req: &Request) -> bool {
     {
         return true;
     }
-    let Some(auth) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     auth.strip_prefix("Bearer ")
@@ -137,7 +143,11 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     state
         .metrics
         .observe(&verb, &resource_name, code, started.elapsed().as_secs_f64());
-    tracing::debug!(code, elapsed_ms = started.elapsed().as_millis() as u64, "done");
+    tracing::debug!(
+        code,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "done"
+    );
     response
 }
 
@@ -145,10 +155,14 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(crate::negotiate::too_large())
             } else {
-                Err(ApiError::bad_request(format!("reading the request body: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "reading the request body: {e}"
+                )))
             }
         }
     }

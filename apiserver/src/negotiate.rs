@@ -18,9 +18,13 @@ pub enum Output {
     Json,
     Yaml,
     /// meta.k8s.io Table; `v1beta1` is kept for old clients.
-    Table { beta: bool },
+    Table {
+        beta: bool,
+    },
     /// meta.k8s.io PartialObjectMetadata(List).
-    PartialMetadata { beta: bool },
+    PartialMetadata {
+        beta: bool,
+    },
 }
 
 /// One media range of an Accept header.
@@ -114,7 +118,13 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         return Err(too_large());
     }
     let mime = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match mime.as_str() {
         "" | "application/json" | "*/*" => parse_json(body),
@@ -129,7 +139,13 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
 /// Whether a request body of this Content-Type is decoded as JSON.
 pub fn is_json_body(content_type: Option<&str>) -> bool {
     let mime = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     matches!(mime.as_str(), "" | "application/json" | "*/*")
 }
@@ -137,9 +153,7 @@ pub fn is_json_body(content_type: Option<&str>) -> bool {
 /// JSON into a value; syntax errors become 400 with the position.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "error decoding request body: invalid JSON: {e}"
-        ))
+        ApiError::bad_request(format!("error decoding request body: invalid JSON: {e}"))
     })?;
     if !value.is_object() {
         return Err(ApiError::bad_request(
@@ -170,7 +184,10 @@ mod tests {
 
     #[test]
     fn kubectl_get_gets_a_table() {
-        assert_eq!(negotiate(Some(KUBECTL_GET), true).unwrap(), Output::Table { beta: false });
+        assert_eq!(
+            negotiate(Some(KUBECTL_GET), true).unwrap(),
+            Output::Table { beta: false }
+        );
         assert_eq!(negotiate(Some(KUBECTL_GET), false).unwrap(), Output::Json);
     }
 
@@ -180,7 +197,8 @@ mod tests {
         assert_eq!(negotiate(Some(describe), true).unwrap(), Output::Json);
         let err = negotiate(Some("application/vnd.kubernetes.protobuf"), true).unwrap_err();
         assert_eq!(err.code(), 406);
-        let err = negotiate(Some("application/json;as=Table;v=v9;g=meta.k8s.io"), true).unwrap_err();
+        let err =
+            negotiate(Some("application/json;as=Table;v=v9;g=meta.k8s.io"), true).unwrap_err();
         assert_eq!(err.code(), 406);
     }
 
@@ -189,7 +207,10 @@ mod tests {
         assert!(decode_body(None, br#"{"a":1}"#).is_ok());
         assert_eq!(decode_body(None, b"{nope").unwrap_err().code(), 400);
         assert!(decode_body(Some("application/yaml"), b"a: 1\n").is_ok());
-        assert_eq!(decode_body(Some("text/plain"), b"x").unwrap_err().code(), 415);
+        assert_eq!(
+            decode_body(Some("text/plain"), b"x").unwrap_err().code(),
+            415
+        );
         let big = vec![b' '; MAX_BODY_BYTES + 1];
         assert_eq!(decode_body(None, &big).unwrap_err().code(), 413);
     }

@@ -48,7 +48,11 @@ pub async fn handle(
             )))
         }
     };
-    match (&method, target.name.as_deref(), target.subresource.as_deref()) {
+    match (
+        &method,
+        target.name.as_deref(),
+        target.subresource.as_deref(),
+    ) {
         (&Method::GET, None, None) => {
             if query.flag("watch") {
                 verb_allowed("watch")?;
@@ -96,7 +100,17 @@ pub async fn handle(
             } else {
                 Part::Main
             };
-            update(&state, &target, name, part, &query, content_type, &body, output).await
+            update(
+                &state,
+                &target,
+                name,
+                part,
+                &query,
+                content_type,
+                &body,
+                output,
+            )
+            .await
         }
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             verb_allowed("patch")?;
@@ -106,14 +120,36 @@ pub async fn handle(
             } else {
                 Part::Main
             };
-            patch(&state, &target, name, part, &query, content_type, &body, output).await
+            patch(
+                &state,
+                &target,
+                name,
+                part,
+                &query,
+                content_type,
+                &body,
+                output,
+            )
+            .await
         }
         (&Method::DELETE, Some(name), None) => {
             verb_allowed("delete")?;
             let output = negotiate::negotiate(accept, false)?;
             delete(&state, &target, name, &query, &body, output).await
         }
-        (_, Some(name), Some("scale")) => scale(&state, &target, name, &method, &query, content_type, &body, accept).await,
+        (_, Some(name), Some("scale")) => {
+            scale(
+                &state,
+                &target,
+                name,
+                &method,
+                &query,
+                content_type,
+                &body,
+                accept,
+            )
+            .await
+        }
         (_, _, Some(sub)) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({} {}/{sub})",
             method,
@@ -198,7 +234,12 @@ fn json_bytes(value: &Value) -> Result<Vec<u8>> {
 }
 
 /// Builds a response with the right Content-Type and `Warning` headers.
-pub fn respond(status: StatusCode, output: Output, body: Vec<u8>, warnings: &[String]) -> Result<Response> {
+pub fn respond(
+    status: StatusCode,
+    output: Output,
+    body: Vec<u8>,
+    warnings: &[String],
+) -> Result<Response> {
     let content_type = match output {
         Output::Json => "application/json",
         Output::Yaml => "application/yaml",
@@ -212,7 +253,8 @@ pub fn respond(status: StatusCode, output: Output, body: Vec<u8>, warnings: &[St
         }
     };
     let body = if output == Output::Yaml {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))?;
         serde_yaml::to_string(&value)
             .map_err(|e| ApiError::internal(e.to_string()))?
             .into_bytes()
@@ -436,7 +478,12 @@ fn read_at(query: &Query) -> Result<ReadAt> {
     }
 }
 
-fn list(state: &AppState, target: &ResourceTarget, query: &Query, output: Output) -> Result<Response> {
+fn list(
+    state: &AppState,
+    target: &ResourceTarget,
+    query: &Query,
+    output: Output,
+) -> Result<Response> {
     let res = &target.resource;
     validate_list_options(query, false)?;
     let filter = Filter::from_query(res, query)?;
@@ -447,7 +494,11 @@ fn list(state: &AppState, target: &ResourceTarget, query: &Query, output: Output
         .filter(|l| *l > 0);
     let continue_token = query.get("continue").filter(|c| !c.is_empty());
     let mut read_at = read_at(query)?;
-    if continue_token.is_some() && query.get("resourceVersion").is_some_and(|rv| !rv.is_empty() && rv != "0") {
+    if continue_token.is_some()
+        && query
+            .get("resourceVersion")
+            .is_some_and(|rv| !rv.is_empty() && rv != "0")
+    {
         return Err(ApiError::bad_request(
             "specifying resource version is not allowed when using continue",
         ));
@@ -461,7 +512,11 @@ fn list(state: &AppState, target: &ResourceTarget, query: &Query, output: Output
         read_at,
         limit,
         continue_token,
-        filter: if filter.is_empty() { None } else { Some(&predicate) },
+        filter: if filter.is_empty() {
+            None
+        } else {
+            Some(&predicate)
+        },
     };
     let page = state.service.store.list(res, &req)?;
     let rv = page.revision.to_string();
@@ -551,7 +606,14 @@ async fn create(
         .create(res, target.namespace.as_deref(), obj, &opts)
         .await?;
     warnings.extend(written.warnings);
-    render_object(res, StatusCode::CREATED, &written.object, output, query, &warnings)
+    render_object(
+        res,
+        StatusCode::CREATED,
+        &written.object,
+        output,
+        query,
+        &warnings,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -572,10 +634,19 @@ async fn update(
     let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
     let written = state
         .service
-        .update(res, target.namespace.as_deref(), name, part, &opts, |_| Ok(obj.clone()))
+        .update(res, target.namespace.as_deref(), name, part, &opts, |_| {
+            Ok(obj.clone())
+        })
         .await?;
     warnings.extend(written.warnings);
-    render_object(res, StatusCode::OK, &written.object, output, query, &warnings)
+    render_object(
+        res,
+        StatusCode::OK,
+        &written.object,
+        output,
+        query,
+        &warnings,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -599,19 +670,38 @@ async fn patch(
     let schema = catalog.schema(&res.definition);
     let written = state
         .service
-        .update(res, target.namespace.as_deref(), name, part, &opts, |current| {
-            let mut patched = patch::apply_patch(schema, catalog, current, patch_type, body)?;
-            // A patch may not move the object or change its type or identity.
-            check_type(res, &mut patched)?;
-            check_uid_unchanged(res, name, current, &patched)?;
-            Ok(patched)
-        })
+        .update(
+            res,
+            target.namespace.as_deref(),
+            name,
+            part,
+            &opts,
+            |current| {
+                let mut patched = patch::apply_patch(schema, catalog, current, patch_type, body)?;
+                // A patch may not move the object or change its type or identity.
+                check_type(res, &mut patched)?;
+                check_uid_unchanged(res, name, current, &patched)?;
+                Ok(patched)
+            },
+        )
         .await?;
-    render_object(res, StatusCode::OK, &written.object, output, query, &written.warnings)
+    render_object(
+        res,
+        StatusCode::OK,
+        &written.object,
+        output,
+        query,
+        &written.warnings,
+    )
 }
 
 /// A patch that changes `metadata.uid` fails upstream's ObjectMeta update validation.
-fn check_uid_unchanged(res: &ResourceInfo, name: &str, current: &Value, patched: &Value) -> Result<()> {
+fn check_uid_unchanged(
+    res: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    patched: &Value,
+) -> Result<()> {
     let old = current.pointer("/metadata/uid");
     let new = patched.pointer("/metadata/uid");
     if new.is_none_or(Value::is_null) || new == old {
@@ -749,12 +839,17 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
                 dry_run |= !list.is_empty();
             }
             Some(other) => {
-                return Err(delete_option_type_error("DeleteOptions.dryRun", other, "[]string"));
+                return Err(delete_option_type_error(
+                    "DeleteOptions.dryRun",
+                    other,
+                    "[]string",
+                ));
             }
         }
-        if let Some(p) =
-            string_field(opts.get("propagationPolicy"), "DeleteOptions.propagationPolicy")?
-        {
+        if let Some(p) = string_field(
+            opts.get("propagationPolicy"),
+            "DeleteOptions.propagationPolicy",
+        )? {
             check_propagation_policy(&p)?;
             policy = Some(p);
         }
@@ -762,14 +857,22 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
             None | Some(Value::Null) => {}
             Some(Value::Bool(_)) => orphan_set = true,
             Some(other) => {
-                return Err(delete_option_type_error("DeleteOptions.orphanDependents", other, "bool"));
+                return Err(delete_option_type_error(
+                    "DeleteOptions.orphanDependents",
+                    other,
+                    "bool",
+                ));
             }
         }
         match opts.get("gracePeriodSeconds") {
             None | Some(Value::Null) => {}
             Some(v) if v.is_i64() => {}
             Some(other) => {
-                return Err(delete_option_type_error("DeleteOptions.gracePeriodSeconds", other, "int64"));
+                return Err(delete_option_type_error(
+                    "DeleteOptions.gracePeriodSeconds",
+                    other,
+                    "int64",
+                ));
             }
         }
     }
@@ -807,7 +910,13 @@ async fn delete(
     let opts = delete_options(query, body)?;
     let (obj, gone) = state
         .service
-        .delete(res, target.namespace.as_deref(), name, &opts.pre, opts.dry_run)
+        .delete(
+            res,
+            target.namespace.as_deref(),
+            name,
+            &opts.pre,
+            opts.dry_run,
+        )
         .await?;
     let body = if gone && !res.has_verb("update") {
         json_bytes(&json!({
@@ -839,7 +948,11 @@ async fn delete_collection(
             read_at: ReadAt::Latest,
             limit: None,
             continue_token: None,
-            filter: if filter.is_empty() { None } else { Some(&predicate) },
+            filter: if filter.is_empty() {
+                None
+            } else {
+                Some(&predicate)
+            },
         },
     )?;
     let mut deleted = Vec::new();
@@ -856,7 +969,13 @@ async fn delete_collection(
             .map(str::to_string);
         match state
             .service
-            .delete(res, ns.as_deref(), &name, &Preconditions::default(), opts.dry_run)
+            .delete(
+                res,
+                ns.as_deref(),
+                &name,
+                &Preconditions::default(),
+                opts.dry_run,
+            )
             .await
         {
             Ok((obj, _)) => deleted.push(obj),
@@ -879,7 +998,9 @@ fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
     let selector = obj
         .pointer("/spec/selector")
         .map(|s| match s {
-            Value::Object(m) if m.contains_key("matchLabels") || m.contains_key("matchExpressions") => {
+            Value::Object(m)
+                if m.contains_key("matchLabels") || m.contains_key("matchExpressions") =>
+            {
                 beemesh_translator::selector::selector_string(s)
             }
             Value::Object(m) => m
@@ -897,7 +1018,13 @@ fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
         status["selector"] = json!(selector);
     }
     let mut scale_meta = json!({});
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(f) {
             scale_meta[f] = v.clone();
         }
@@ -933,8 +1060,13 @@ async fn scale(
         let new_scale = match *method {
             Method::PUT => {
                 let mut s = negotiate::decode_body(content_type, body)?;
-                if s.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
-                    return Err(ApiError::bad_request("the body of a scale update must be a Scale"));
+                if s.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k != "Scale")
+                {
+                    return Err(ApiError::bad_request(
+                        "the body of a scale update must be a Scale",
+                    ));
                 }
                 s["kind"] = json!("Scale");
                 s
@@ -945,7 +1077,10 @@ async fn scale(
             }
             _ => unreachable_method(method)?,
         };
-        let replicas = new_scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        let replicas = new_scale
+            .pointer("/spec/replicas")
+            .cloned()
+            .unwrap_or(json!(0));
         match replicas.as_i64() {
             Some(n) if n >= 0 && n <= i32::MAX as i64 => {}
             _ => {
@@ -970,12 +1105,21 @@ async fn scale(
     match *method {
         Method::GET => {
             let obj = state.service.store.get(res, ns, name)?;
-            respond(StatusCode::OK, output, json_bytes(&scale_of(res, &obj))?, &[])
+            respond(
+                StatusCode::OK,
+                output,
+                json_bytes(&scale_of(res, &obj))?,
+                &[],
+            )
         }
         Method::PUT | Method::PATCH => {
             let opts = write_options(
                 query,
-                if *method == Method::PUT { "UpdateOptions" } else { "PatchOptions" },
+                if *method == Method::PUT {
+                    "UpdateOptions"
+                } else {
+                    "PatchOptions"
+                },
             )?;
             let written = state
                 .service
@@ -989,7 +1133,12 @@ async fn scale(
                     Ok(new)
                 })
                 .await?;
-            respond(StatusCode::OK, output, json_bytes(&scale_of(res, &written.object))?, &written.warnings)
+            respond(
+                StatusCode::OK,
+                output,
+                json_bytes(&scale_of(res, &written.object))?,
+                &written.warnings,
+            )
         }
         _ => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method} {}/scale)",
@@ -999,5 +1148,7 @@ async fn scale(
 }
 
 fn unreachable_method(method: &Method) -> Result<Value> {
-    Err(ApiError::method_not_allowed(format!("{method} is not supported on scale")))
+    Err(ApiError::method_not_allowed(format!(
+        "{method} is not supported on scale"
+    )))
 }

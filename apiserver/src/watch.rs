@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
-use beemesh_translator::store::{EventKind, SubscriptionEnd};
 use beemesh_translator::store::parse_stored;
+use beemesh_translator::store::{EventKind, SubscriptionEnd};
 use beemesh_translator::{ApiError, ResourceInfo};
 use bytes::Bytes;
 use http::{StatusCode, header};
@@ -139,7 +139,10 @@ pub fn serve(
         ("" | "0", None) => (store.watch(&res, target.namespace.as_deref(), None)?, false),
         ("", Some(false)) => {
             let now = store.revision();
-            (store.watch(&res, target.namespace.as_deref(), Some(now))?, false)
+            (
+                store.watch(&res, target.namespace.as_deref(), Some(now))?,
+                false,
+            )
         }
         (rv, _) => {
             let from = beemesh_translator::store::parse_resource_version(rv)?;
@@ -167,7 +170,9 @@ pub fn serve(
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         for item in &source.initial {
-            let Ok(obj) = parse_stored(item) else { continue };
+            let Ok(obj) = parse_stored(item) else {
+                continue;
+            };
             if filter.matches(&obj) && tx.send(encoder.event("ADDED", &obj)).await.is_err() {
                 metrics.watch_ended();
                 return;
@@ -226,7 +231,9 @@ fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Resp
     use futures::StreamExt;
     let head = futures::stream::iter(first.into_iter().map(Ok::<Bytes, std::io::Error>));
     let body = match rx {
-        Some(rx) => Body::from_stream(head.chain(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok))),
+        Some(rx) => {
+            Body::from_stream(head.chain(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)))
+        }
         None => Body::from_stream(head),
     };
     let mut resp = Response::new(body);
@@ -235,7 +242,9 @@ fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Resp
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
     resp
 }
