@@ -50,9 +50,16 @@ impl Query {
             .collect()
     }
 
-    /// A boolean parameter: absent is false; `true`/`1` are true; anything else false.
+    /// A boolean parameter, read as upstream's `Convert_Slice_string_To_bool`: absent is
+    /// false, `0` and `false` (any case) are false, anything else — even empty — is true.
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1") | Some("True"))
+        self.opt_flag(key).unwrap_or(false)
+    }
+
+    /// An optional boolean parameter (`*bool` upstream, e.g. `sendInitialEvents`).
+    pub fn opt_flag(&self, key: &str) -> Option<bool> {
+        self.get(key)
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false")))
     }
 
     /// A non-negative integer parameter; garbage is a 400.

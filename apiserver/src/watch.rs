@@ -104,16 +104,7 @@ pub fn serve(
         _ => IncludeObject::Metadata,
     };
     let bookmarks = query.flag("allowWatchBookmarks");
-    let send_initial = match query.get("sendInitialEvents") {
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        None | Some("") => None,
-        Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid sendInitialEvents value {v:?}"
-            )));
-        }
-    };
+    let send_initial = query.opt_flag("sendInitialEvents");
     let rv = query.get("resourceVersion").unwrap_or("");
     crate::resource::validate_list_options(query, true)?;
     if send_initial == Some(true) && !bookmarks {
@@ -128,9 +119,11 @@ pub fn serve(
             )],
         ));
     }
-    let timeout = match query.uint("timeoutSeconds")? {
+    // Upstream: absent or 0 is the server's random 30-60 min; a negative value (an int64
+    // there) is a timer that has already fired.
+    let timeout = match query.int("timeoutSeconds")? {
         Some(0) | None => Duration::from_secs(1800 + rand::random_range(0..1800)),
-        Some(s) => Duration::from_secs(s),
+        Some(s) => Duration::from_secs(u64::try_from(s).unwrap_or(0)),
     };
     let store = &state.service.store;
     // Initial state: rv ""/"0" (legacy) or sendInitialEvents=true.
