@@ -2,6 +2,7 @@
 //! history (and, with the mesh, the libp2p swarm that fills it).
 
 pub mod digest;
+pub mod mesh;
 pub mod replica;
 pub mod router;
 pub mod version;
@@ -10,5 +11,5 @@ pub use replica::{
     CasConflict, Entry, Event, EventKind, Expected, Mutation, ReadView, Replica, ReplicaConfig,
     ReplicaError, Stamper, Subscription, SubscriptionEnd,
 };
-pub use version::{Hlc, Version};
 pub use router::{CommitError, CommitFuture, CommitResult, LocalRouter, WriteRouter};
+pub use version::{Hlc, Version};

@@ -6,7 +6,7 @@
 //! A write is answered only once fsynced; concurrent writers share one fsync (group
 //! commit). Events reach history and watchers in revision order, after they are durable.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -631,6 +631,109 @@ impl Replica {
         }
     }
 
+    /// Applies many replicated entries under one hold of the commit lock, one storage batch
+    /// and one fsync (anti-entropy pulls, bursts of publications): per key exactly what
+    /// `apply` does (last-writer-wins; of several entries for one key only the newest
+    /// counts). A delete that arrives without its final state (anti-entropy tombstones
+    /// carry none) gives watchers the last local state instead. Returns how many entries
+    /// changed the replica. Durable on return.
+    pub async fn apply_many(&self, entries: Vec<Entry>) -> Result<usize, ReplicaError> {
+        let mut newest: HashMap<Bytes, Entry> = HashMap::with_capacity(entries.len());
+        for entry in entries {
+            match newest.get(&entry.key) {
+                Some(seen) if seen.version >= entry.version => {}
+                _ => {
+                    newest.insert(entry.key.clone(), entry);
+                }
+            }
+        }
+        if newest.is_empty() {
+            return Ok(0);
+        }
+        let (done_rx, applied) = {
+            let mut rev = self.revision.lock();
+            let mut batch = self.db.batch();
+            let mut next = *rev;
+            let mut events = Vec::new();
+            let mut digest_changes = Vec::new();
+            for entry in newest.into_values() {
+                let current_version = self.version_locked(&entry.key)?;
+                if let Some((v, _)) = &current_version
+                    && *v >= entry.version
+                {
+                    continue;
+                }
+                self.hlc.observe(entry.version.hlc);
+                batch.insert(
+                    &self.versions,
+                    version_key(&entry.key),
+                    encode_version_value(&entry.version, entry.deleted),
+                );
+                let current = self.objects.get(&entry.key)?;
+                if !(entry.deleted && current.is_none()) {
+                    next += 1;
+                    let replicated = if entry.deleted && entry.value.is_empty() {
+                        current
+                            .as_ref()
+                            .map(|c| Bytes::copy_from_slice(c))
+                            .unwrap_or_default()
+                    } else {
+                        entry.value.clone()
+                    };
+                    let value = match &self.config.stamper {
+                        Some(stamper) => stamper.0(&replicated, next)
+                            .map(Bytes::from)
+                            .unwrap_or(replicated),
+                        None => replicated,
+                    };
+                    if entry.deleted {
+                        batch.remove(&self.objects, entry.key.as_ref());
+                    } else {
+                        batch.insert(&self.objects, entry.key.as_ref(), value.as_ref());
+                    }
+                    events.push(Arc::new(Event {
+                        revision: next,
+                        kind: if entry.deleted {
+                            EventKind::Delete
+                        } else {
+                            EventKind::Put
+                        },
+                        key: entry.key.clone(),
+                        value,
+                        prev: current.map(|c| Bytes::copy_from_slice(&c)),
+                        version: entry.version.clone(),
+                        local: false,
+                    }));
+                }
+                digest_changes.push((entry.key, current_version, entry.version, entry.deleted));
+            }
+            if digest_changes.is_empty() {
+                return Ok(0);
+            }
+            if next > *rev {
+                batch.insert(&self.meta, META_REVISION, next.to_be_bytes().as_slice());
+            }
+            batch.commit()?;
+            {
+                let mut digests = self.digests.lock();
+                for (key, old, new, deleted) in &digest_changes {
+                    digests.replace(
+                        key,
+                        old.as_ref().map(|(v, d)| (v, *d)),
+                        Some((new, *deleted)),
+                    );
+                }
+            }
+            *rev = next;
+            (self.queue_sync(events)?, digest_changes.len())
+        };
+        match done_rx.await {
+            Ok(Ok(())) => Ok(applied),
+            Ok(Err(msg)) => Err(ReplicaError::Io(std::io::Error::other(msg))),
+            Err(_) => Err(ReplicaError::Closed),
+        }
+    }
+
     /// The per-bucket digests of (key, version) pairs, for anti-entropy.
     pub fn digests(&self) -> Vec<[u8; 32]> {
         self.digests.lock().all().to_vec()
@@ -1022,5 +1125,70 @@ mod tests {
                 .unwrap()
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn apply_many_is_lww_per_key_in_one_batch() {
+        let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Replica::open(da.path(), ReplicaConfig::default()).unwrap();
+        let b = Replica::open(db_.path(), ReplicaConfig::default()).unwrap();
+        for k in ["k1", "k2", "k3"] {
+            a.cas(
+                k.as_bytes(),
+                &Expected::Absent,
+                false,
+                Bytes::from_static(b"v1"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        let old_k1 = a.entry(b"k1").unwrap().unwrap();
+        let new_k1 = a
+            .cas(
+                b"k1",
+                &Expected::Version(old_k1.version.clone()),
+                false,
+                Bytes::from_static(b"v2"),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut sub = b.subscribe(0).unwrap();
+        let batch = vec![
+            new_k1.clone(),
+            a.entry(b"k2").unwrap().unwrap(),
+            old_k1.clone(),
+            a.entry(b"k3").unwrap().unwrap(),
+        ];
+        assert_eq!(b.apply_many(batch.clone()).await.unwrap(), 3);
+        assert_eq!(b.get(b"k1").unwrap().unwrap(), Bytes::from_static(b"v2"));
+        assert_eq!(a.digests(), b.digests());
+        let mut revisions = Vec::new();
+        for _ in 0..3 {
+            let ev = sub.next().await.unwrap();
+            assert!(!ev.local);
+            revisions.push(ev.revision);
+        }
+        assert_eq!(revisions, vec![1, 2, 3]);
+        // Replays change nothing.
+        assert_eq!(b.apply_many(batch).await.unwrap(), 0);
+        assert_eq!(b.revision(), 3);
+        // An anti-entropy tombstone (no final state) hides the object; watchers get the
+        // last local state.
+        let tomb = Entry {
+            key: Bytes::from_static(b"k2"),
+            version: Version {
+                hlc: new_k1.version.hlc + 10,
+                origin: Bytes::from_static(b"x"),
+            },
+            deleted: true,
+            value: Bytes::new(),
+        };
+        assert_eq!(b.apply_many(vec![tomb]).await.unwrap(), 1);
+        assert!(b.get(b"k2").unwrap().is_none());
+        let ev = sub.next().await.unwrap();
+        assert_eq!(ev.kind, EventKind::Delete);
+        assert_eq!(ev.value, Bytes::from_static(b"v1"));
     }
 }
