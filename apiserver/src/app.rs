@@ -32,10 +32,27 @@ pub const KUBE_GIT_VERSION: &str = "v1.33.0-beemesh";
 /// An `ApiError` rendered as a Kubernetes `Status`.
 pub struct StatusResponse(pub ApiError);
 
+/// The `Status` of an error as clients read it. A "Too large resource version" timeout
+/// carries upstream's `ResourceVersionTooLarge` cause and `retryAfterSeconds`: client-go's
+/// reflector looks for them (and ignores the message when `details` is absent) to decide
+/// to re-list from scratch instead of retrying the same resourceVersion forever.
+pub fn status_of(err: &ApiError) -> Value {
+    let mut status = err.status();
+    if let ApiError::Timeout { message } = err
+        && message.contains("Too large resource version")
+    {
+        status["details"] = json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        });
+    }
+    status
+}
+
 impl IntoResponse for StatusResponse {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.0.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self.0.status()).unwrap_or_default();
+        let body = serde_json::to_vec(&status_of(&self.0)).unwrap_or_default();
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = code;
         resp.headers_mut().insert(

@@ -86,8 +86,12 @@ fn line(v: &Value) -> Bytes {
 }
 
 fn error_event(err: &ApiError) -> Bytes {
-    line(&json!({"type": "ERROR", "object": err.status()}))
+    line(&json!({"type": "ERROR", "object": crate::app::status_of(err)}))
 }
+
+/// How long a watch from a revision this node has not reached waits for it (upstream's
+/// watch cache blocks 3 s) before failing with "Too large resource version".
+const FUTURE_REVISION_WAIT: Duration = Duration::from_secs(3);
 
 /// Starts a watch and returns the streaming response.
 pub fn serve(
@@ -158,10 +162,31 @@ pub fn serve(
     };
     state.metrics.watch_started();
     let metrics = state.metrics.clone();
+    let store = state.service.store.clone();
     tokio::spawn(async move {
         let mut source = source;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        // A revision from the future (typically issued by another node): wait briefly,
+        // then an ERROR event, as upstream's watch cache does; the client re-lists.
+        if source.revision > store.revision() {
+            let waited = tokio::time::Instant::now();
+            while source.revision > store.revision() && waited.elapsed() < FUTURE_REVISION_WAIT {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let current = store.revision();
+            if source.revision > current {
+                let err = ApiError::Timeout {
+                    message: format!(
+                        "Timeout: Too large resource version: {}, current: {current}",
+                        source.revision
+                    ),
+                };
+                let _ = tx.send(error_event(&err)).await;
+                metrics.watch_ended();
+                return;
+            }
+        }
         for item in &source.initial {
             let Ok(obj) = parse_stored(item) else {
                 continue;

@@ -390,6 +390,12 @@ async fn list_resource_version_semantics() {
             format!("Timeout: Too large resource version: {future}, current: {current}"),
             "{q}"
         );
+        // client-go's reflector re-lists from scratch only when it sees this cause.
+        assert_eq!(
+            s["details"]["causes"][0]["reason"], "ResourceVersionTooLarge",
+            "{q}: {s}"
+        );
+        assert_eq!(s["details"]["retryAfterSeconds"], 1);
     }
 
     // Exact at a revision that is no longer kept: 410 Expired.
@@ -890,6 +896,54 @@ async fn watch_from_a_compacted_revision_is_an_error_event_410() {
     assert!(
         msg.starts_with(&format!("too old resource version: {}", rv(&first))),
         "{msg}"
+    );
+    assert!(w.ends_within(Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn watch_from_a_future_revision_waits_then_fails_too_large() {
+    let node = Node::start().await;
+    // Reached within the wait: events after it arrive.
+    let next = node.revision() + 1;
+    let mut w = node
+        .get(&format!("{CM}?watch=true&resourceVersion={next}"))
+        .stream()
+        .await;
+    assert_eq!(w.status, StatusCode::OK);
+    node.create(CM, configmap("first", json!({}))).await;
+    node.create(CM, configmap("second", json!({}))).await;
+    let e = w.next().await;
+    assert_eq!(e["type"], "ADDED");
+    assert_eq!(e["object"]["metadata"]["name"], "second");
+
+    // Never reached (another node's revision): an ERROR event after ~3 s.
+    let current = node.revision();
+    let far = current + 1000;
+    let started = std::time::Instant::now();
+    let mut w = node
+        .get(&format!("{CM}?watch=true&resourceVersion={far}"))
+        .stream()
+        .await;
+    assert_eq!(w.status, StatusCode::OK);
+    let e = w
+        .next_within(Duration::from_secs(10))
+        .await
+        .expect("an ERROR event");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(e["object"]["code"], 504);
+    assert_eq!(e["object"]["reason"], "Timeout");
+    assert_eq!(
+        e["object"]["message"],
+        format!("Timeout: Too large resource version: {far}, current: {current}")
+    );
+    assert_eq!(
+        e["object"]["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
     );
     assert!(w.ends_within(Duration::from_secs(2)).await);
 }
