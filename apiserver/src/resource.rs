@@ -48,6 +48,14 @@ pub async fn handle(
             )))
         }
     };
+    // Across all namespaces a namespaced resource can only be listed and watched (upstream
+    // installs no other verb there): a DELETE must not empty every namespace at once.
+    if res.namespaced && target.namespace.is_none() && method != Method::GET {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {} across all namespaces)",
+            res.group_resource()
+        )));
+    }
     match (
         &method,
         target.name.as_deref(),
@@ -265,7 +273,8 @@ pub fn respond(
         .status(status)
         .header(header::CONTENT_TYPE, content_type);
     for w in warnings {
-        let text = format!("299 - \"{}\"", w.replace('"', "'"));
+        // Upstream's quoted-string: `"` and `\` escaped with a backslash.
+        let text = format!("299 - \"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {
             builder = builder.header(header::WARNING, v);
         }
@@ -992,6 +1001,34 @@ async fn delete_collection(
     respond(StatusCode::OK, output, json_bytes(&list)?, &[])
 }
 
+const SCALE_DEFINITION: &str = "io.k8s.api.autoscaling.v1.Scale";
+
+/// The autoscaling/v1 Scale a `/scale` subresource speaks, as a resource to decode and
+/// validate bodies against.
+fn scale_resource(parent: &ResourceInfo) -> ResourceInfo {
+    ResourceInfo {
+        group: "autoscaling".into(),
+        version: "v1".into(),
+        kind: "Scale".into(),
+        plural: parent.plural.clone(),
+        singular: "scale".into(),
+        namespaced: parent.namespaced,
+        verbs: Vec::new(),
+        short_names: Vec::new(),
+        categories: Vec::new(),
+        subresources: Vec::new(),
+        list_kind: String::new(),
+        definition: SCALE_DEFINITION.into(),
+    }
+}
+
+/// What a Scale write asks of its object.
+struct DesiredScale {
+    replicas: Value,
+    resource_version: Option<String>,
+    uid: Option<String>,
+}
+
 /// The autoscaling/v1 Scale view of an object with `spec.replicas`.
 fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
@@ -1054,53 +1091,84 @@ async fn scale(
     let output = negotiate::negotiate(accept, false)?;
     let ns = target.namespace.as_deref();
     let catalog = state.service.catalog;
-    let scale_schema = catalog.schema("io.k8s.api.autoscaling.v1.Scale");
-    let desired_replicas = |current: &Value| -> Result<(Value, Option<String>)> {
+    let scale_schema = catalog.schema(SCALE_DEFINITION);
+    let scale_res = scale_resource(res);
+    let options_kind = if *method == Method::PUT {
+        "UpdateOptions"
+    } else {
+        "PatchOptions"
+    };
+    let mut scale_warnings: Vec<String> = Vec::new();
+    // The Scale the client wants, decoded and checked like any body of its kind.
+    let mut desired_scale = |current: &Value| -> Result<DesiredScale> {
         let current_scale = scale_of(res, current);
-        let new_scale = match *method {
-            Method::PUT => {
-                let mut s = negotiate::decode_body(content_type, body)?;
-                if s.get("kind")
-                    .and_then(Value::as_str)
-                    .is_some_and(|k| k != "Scale")
-                {
-                    return Err(ApiError::bad_request(
-                        "the body of a scale update must be a Scale",
-                    ));
-                }
-                s["kind"] = json!("Scale");
-                s
-            }
+        let mut new_scale = match *method {
+            Method::PUT => negotiate::decode_body(content_type, body)?,
             Method::PATCH => {
                 let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
                 patch::apply_patch(scale_schema, catalog, &current_scale, patch_type, body)?
             }
             _ => unreachable_method(method)?,
         };
+        check_type(&scale_res, &mut new_scale)?;
+        let field_validation =
+            FieldValidation::from_query(query.get("fieldValidation").unwrap_or(""), options_kind)?;
+        scale_warnings = beemesh_translator::validation::validate_and_prune(
+            &scale_res,
+            catalog,
+            &mut new_scale,
+            field_validation,
+        )?;
+        if let Some(body_name) = new_scale.pointer("/metadata/name").and_then(Value::as_str)
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let (Some(body_ns), Some(ns)) = (
+            new_scale
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty()),
+            ns,
+        ) && body_ns != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
         let replicas = new_scale
             .pointer("/spec/replicas")
             .cloned()
             .unwrap_or(json!(0));
         match replicas.as_i64() {
-            Some(n) if n >= 0 && n <= i32::MAX as i64 => {}
+            Some(n) if n >= 0 && n <= i64::from(i32::MAX) => {}
             _ => {
                 return Err(ApiError::invalid(
                     "autoscaling",
                     "Scale",
                     name,
-                    vec![beemesh_translator::Cause::invalid(
+                    vec![beemesh_translator::validation::field::invalid(
                         "spec.replicas",
-                        format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                        &replicas,
+                        "must be greater than or equal to 0",
                     )],
                 ));
             }
         }
-        let rv = new_scale
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && *method == Method::PUT)
-            .map(str::to_string);
-        Ok((replicas, rv))
+        let meta_field = |f: &str| {
+            new_scale
+                .pointer(&format!("/metadata/{f}"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Ok(DesiredScale {
+            replicas,
+            resource_version: meta_field("resourceVersion"),
+            uid: meta_field("uid"),
+        })
     };
     match *method {
         Method::GET => {
@@ -1113,31 +1181,30 @@ async fn scale(
             )
         }
         Method::PUT | Method::PATCH => {
-            let opts = write_options(
-                query,
-                if *method == Method::PUT {
-                    "UpdateOptions"
-                } else {
-                    "PatchOptions"
-                },
-            )?;
+            let opts = write_options(query, options_kind)?;
             let written = state
                 .service
                 .update(res, ns, name, Part::Main, &opts, |current| {
-                    let (replicas, rv) = desired_replicas(current)?;
+                    let desired = desired_scale(current)?;
                     let mut new = current.clone();
-                    new["spec"]["replicas"] = replicas;
-                    if let Some(rv) = rv {
+                    new["spec"]["replicas"] = desired.replicas;
+                    // The Scale's resourceVersion and uid are preconditions on the object.
+                    if let Some(rv) = desired.resource_version {
                         new["metadata"]["resourceVersion"] = json!(rv);
+                    }
+                    if let Some(uid) = desired.uid {
+                        new["metadata"]["uid"] = json!(uid);
                     }
                     Ok(new)
                 })
                 .await?;
+            let mut warnings = std::mem::take(&mut scale_warnings);
+            warnings.extend(written.warnings);
             respond(
                 StatusCode::OK,
                 output,
                 json_bytes(&scale_of(res, &written.object))?,
-                &written.warnings,
+                &warnings,
             )
         }
         _ => Err(ApiError::method_not_allowed(format!(

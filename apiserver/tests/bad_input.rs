@@ -1172,6 +1172,165 @@ async fn patches_may_not_rename_or_retype_the_object() {
     .await;
 }
 
+#[tokio::test]
+async fn bad_scale_bodies() {
+    let f = Fixture::new().await;
+    let n = &f.node;
+    let scale_path = format!("{DEPLOY}/scale");
+    let scale = n.get(&scale_path).send().await.json();
+    let with = |patch: Value| {
+        let mut s = scale.clone();
+        json_patch::merge(&mut s, &patch);
+        s
+    };
+    f.rejects(
+        "name",
+        n.put(&scale_path)
+            .json(&with(json!({"metadata": {"name": "other"}}))),
+        400,
+        "BadRequest",
+        "the name of the object (other) does not match the name on the URL (web)",
+    )
+    .await;
+    f.rejects(
+        "namespace",
+        n.put(&scale_path)
+            .json(&with(json!({"metadata": {"namespace": "kube-system"}}))),
+        400,
+        "BadRequest",
+        "the namespace of the provided object does not match the namespace sent on the request",
+    )
+    .await;
+    f.rejects(
+        "apiVersion",
+        n.put(&scale_path).json(&with(json!({"apiVersion": "apps/v1"}))),
+        400,
+        "BadRequest",
+        "the API version in the data (apps/v1) does not match the expected API version (autoscaling/v1)",
+    )
+    .await;
+    f.rejects(
+        "kind",
+        n.put(&scale_path)
+            .json(&with(json!({"kind": "Deployment"}))),
+        400,
+        "BadRequest",
+        "the kind in the data (Deployment) does not match the expected kind (Scale)",
+    )
+    .await;
+    f.rejects(
+        "string replicas",
+        n.put(&scale_path).json(&with(json!({"spec": {"replicas": "3"}}))),
+        400,
+        "BadRequest",
+        "Scale in version \"v1\" cannot be handled as a Scale: json: cannot unmarshal string into Go struct field ScaleSpec.spec.replicas of type int32",
+    )
+    .await;
+    f.rejects(
+        "unknown field under Strict",
+        n.put(&format!("{scale_path}?fieldValidation=Strict"))
+            .json(&with(json!({"spec": {"replicas": 3, "replica": 3}}))),
+        400,
+        "BadRequest",
+        "strict decoding error: unknown field \"spec.replica\"",
+    )
+    .await;
+    f.rejects(
+        "stale resourceVersion",
+        n.put(&scale_path).json(&with(
+            json!({"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 3}}),
+        )),
+        409,
+        "Conflict",
+        "the object has been modified",
+    )
+    .await;
+    f.rejects(
+        "foreign uid",
+        n.put(&scale_path).json(&with(
+            json!({"metadata": {"uid": "6f3e0c2a-0000-0000-0000-000000000000"}, "spec": {"replicas": 3}}),
+        )),
+        409,
+        "Conflict",
+        "Precondition failed: UID in precondition: 6f3e0c2a-0000-0000-0000-000000000000",
+    )
+    .await;
+    f.rejects(
+        "negative",
+        n.put(&scale_path).json(&with(json!({"spec": {"replicas": -1}}))),
+        422,
+        "Invalid",
+        "Scale.autoscaling \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+    )
+    .await;
+    f.rejects(
+        "patch: string replicas",
+        n.patch(&scale_path)
+            .merge(&json!({"spec": {"replicas": "x"}})),
+        400,
+        "BadRequest",
+        "cannot unmarshal string",
+    )
+    .await;
+    f.rejects(
+        "patch: rename",
+        n.patch(&scale_path)
+            .merge(&json!({"metadata": {"name": "other"}})),
+        400,
+        "BadRequest",
+        "does not match the name on the URL",
+    )
+    .await;
+    f.rejects(
+        "patch: not a patch type",
+        n.patch(&scale_path).body("application/json", "{}"),
+        415,
+        "UnsupportedMediaType",
+        "unknown format",
+    )
+    .await;
+    // A Warning for an unknown field under Warn, and the write goes through.
+    let r = n
+        .put(&format!("{scale_path}?fieldValidation=Warn"))
+        .json(&with(json!({"spec": {"replicas": 3, "replica": 3}})))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.warnings(), [r#"299 - "unknown field \"spec.replica\"""#]);
+}
+
+#[tokio::test]
+async fn writes_across_all_namespaces_are_405() {
+    let f = Fixture::new().await;
+    let n = &f.node;
+    for (what, req) in [
+        ("deletecollection", n.delete("/api/v1/configmaps")),
+        (
+            "deletecollection deployments",
+            n.delete("/apis/apps/v1/deployments?labelSelector=app%3Dweb"),
+        ),
+        (
+            "create",
+            n.post("/api/v1/configmaps")
+                .json(&configmap("new", json!({}))),
+        ),
+        ("put", n.put("/api/v1/configmaps").json(&f.cm)),
+        ("patch", n.patch("/api/v1/configmaps").merge(&json!({}))),
+    ] {
+        f.rejects(
+            what,
+            req,
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
+        .await;
+    }
+    // Listing across namespaces still works.
+    let r = n.get("/api/v1/configmaps").send().await;
+    assert_eq!(names(&r.json()), ["cm"]);
+}
+
 // ---------------------------------------------------------------- routing and auth
 
 #[tokio::test]
