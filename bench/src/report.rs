@@ -356,8 +356,9 @@ impl Report {
                         p.round_rates.iter().map(|r| format!("{r:.0}")).collect();
                     let _ = writeln!(
                         out,
-                        "rounds, {name} at {} clients (writes/s): {}",
+                        "rounds, {name} at {} client{} (writes/s): {}",
                         p.concurrency,
+                        if p.concurrency == 1 { "" } else { "s" },
                         rates.join(" ")
                     );
                 }
