@@ -2,7 +2,6 @@
 //! authentication; discovery and OpenAPI documents; resource requests to `resource`.
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 use std::time::Instant;
 

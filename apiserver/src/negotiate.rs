@@ -2,7 +2,6 @@
 //! request body is decoded (from `Content-Type`).
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 use beemesh_translator::{ApiError, protobuf};
 use serde_json::Value;

@@ -1,7 +1,6 @@
 //! What a resource request addresses, parsed from its path and query string.
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 use std::sync::Arc;
 

@@ -2,7 +2,6 @@
 //! deletecollection (watch lives in `watch`), and the `/status` and `/scale` subresources.
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 use axum::body::Body;
 use axum::response::Response;

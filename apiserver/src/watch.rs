@@ -4,7 +4,6 @@
 //! revision is no longer retained.
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 use std::time::Duration;
 

@@ -40,6 +40,11 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// Boxed: errors travel in `Result`s everywhere, so `ApiError` stays small.
+    pub fn boxed(group: &str, kind: &str, name: &str) -> Box<Self> {
+        Box::new(Subject::new(group, kind, name))
+    }
+
     pub fn new(group: &str, kind: &str, name: &str) -> Self {
         Subject {
             group: group.to_string(),
@@ -57,19 +62,19 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { message: String },
     #[error("{message}")]
-    Forbidden { message: String, subject: Subject },
+    Forbidden { message: String, subject: Box<Subject> },
     #[error("{message}")]
-    NotFound { message: String, subject: Subject },
+    NotFound { message: String, subject: Box<Subject> },
     #[error("{message}")]
     MethodNotAllowed { message: String },
     #[error("{message}")]
     NotAcceptable { message: String },
     #[error("{message}")]
-    AlreadyExists { message: String, subject: Subject },
+    AlreadyExists { message: String, subject: Box<Subject> },
     #[error("{message}")]
     Conflict {
         message: String,
-        subject: Subject,
+        subject: Box<Subject>,
         causes: Vec<Cause>,
     },
     #[error("{message}")]
@@ -81,7 +86,7 @@ pub enum ApiError {
     #[error("{message}")]
     Invalid {
         message: String,
-        subject: Subject,
+        subject: Box<Subject>,
         causes: Vec<Cause>,
     },
     #[error("{message}")]
@@ -129,13 +134,13 @@ impl ApiError {
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         ApiError::NotFound {
             message: format!("{} \"{}\" not found", qualified(group, resource), name),
-            subject: Subject::new(group, resource, name),
+            subject: Subject::boxed(group, resource, name),
         }
     }
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         ApiError::AlreadyExists {
             message: format!("{} \"{}\" already exists", qualified(group, resource), name),
-            subject: Subject::new(group, resource, name),
+            subject: Subject::boxed(group, resource, name),
         }
     }
     /// The optimistic-concurrency failure clients retry on.
@@ -147,7 +152,7 @@ impl ApiError {
                 name,
                 why
             ),
-            subject: Subject::new(group, resource, name),
+            subject: Subject::boxed(group, resource, name),
             causes: Vec::new(),
         }
     }
@@ -175,14 +180,14 @@ impl ApiError {
                 name,
                 joined
             ),
-            subject: Subject::new(group, kind, name),
+            subject: Subject::boxed(group, kind, name),
             causes,
         }
     }
     pub fn forbidden(group: &str, resource: &str, name: &str, message: impl Into<String>) -> Self {
         ApiError::Forbidden {
             message: message.into(),
-            subject: Subject::new(group, resource, name),
+            subject: Subject::boxed(group, resource, name),
         }
     }
 

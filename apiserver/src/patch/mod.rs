@@ -2,7 +2,6 @@
 //! request's Content-Type and answering with the status codes the upstream API server uses.
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
-#![allow(clippy::result_large_err)]
 
 pub mod json;
 pub mod merge;
