@@ -2824,9 +2824,9 @@ fn unknown_field_warn(ctx: &Ctx) {
         "no warning: {out}"
     );
     assert!(out.stdout.contains("deployment.apps/web created"), "{out}");
-    let nameless = configmap("quiet", &[("a", "b")], &[]).replace("data:", "extra: 1\ndata:");
+    let with_extra = configmap("quiet", &[("a", "b")], &[]).replace("\ndata:", "\nextra: 1\ndata:");
     let out = k
-        .run_stdin(&["create", "--validate=false", "-f", "-"], &nameless)
+        .run_stdin(&["create", "--validate=false", "-f", "-"], &with_extra)
         .ok();
     assert!(
         !out.stderr.contains("unknown field"),
