@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use beemesh_conformance::{Ctx, Kubectl, Output, eventually, has, kubectl_cases};
+use beemesh_conformance::{Ctx, Kubectl, Output, eventually, has, kubectl_cases, skip};
 use serde_json::{Value, json};
 
 kubectl_cases!(
@@ -1335,7 +1335,13 @@ spec:
     );
 }
 
+/// Server-side apply is issue #4's work: flip this when it lands and the case runs.
+const SERVER_SIDE_APPLY_PENDING: bool = true;
+
 fn apply_server_side(ctx: &Ctx) {
+    if SERVER_SIDE_APPLY_PENDING {
+        skip("server-side apply (application/apply-patch+yaml) is not implemented yet: issue #4");
+    }
     let k = &ctx.kubectl;
     let v1 = deployment("web", "nginx:1.27");
     k.run_stdin(&["apply", "--server-side", "-f", "-"], &v1)
