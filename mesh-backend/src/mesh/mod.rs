@@ -427,6 +427,7 @@ fn response_name(response: &RpcResponse) -> &'static str {
         RpcResponse::Digests { .. } => "digests",
         RpcResponse::Versions(_) => "versions",
         RpcResponse::Fetch { .. } => "fetch",
+        RpcResponse::Buckets { .. } => "buckets",
         RpcResponse::Error(_) => "error",
     }
 }

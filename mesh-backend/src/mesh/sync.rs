@@ -125,10 +125,17 @@ pub async fn sync_with(handle: &MeshHandle, peer: PeerId) -> Result<SyncReport, 
         other => return Err(refused(peer, other)),
     };
     let local = replica.digests();
+    // A bucket the peer has empty holds nothing to pull; one this replica has empty is
+    // pulled whole, without comparing version lists.
+    let empty = [0u8; 32];
     let differing: Vec<u8> = (0..BUCKETS)
-        .filter(|&b| remote[b * 32..(b + 1) * 32] != local[b])
+        .filter(|&b| {
+            remote[b * 32..(b + 1) * 32] != local[b] && remote[b * 32..(b + 1) * 32] != empty
+        })
         .map(|b| b as u8)
         .collect();
+    let (missing, compared): (Vec<u8>, Vec<u8>) =
+        differing.iter().partition(|&&b| local[b as usize] == empty);
     bump(&handle.shared().counters.sync_rounds, 1);
     let mut report = SyncReport {
         peer_ready,
@@ -156,7 +163,15 @@ pub async fn sync_with(handle: &MeshHandle, peer: PeerId) -> Result<SyncReport, 
         })
     };
 
-    let chunks: Vec<Bytes> = differing
+    let wholes: Vec<Vec<u8>> = missing
+        .chunks(BUCKETS_PER_REQUEST)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let pulled = stream::iter(wholes)
+        .map(|buckets| pull_buckets(handle, peer, buckets, timeout, apply_tx.clone()))
+        .buffer_unordered(FETCHES_IN_FLIGHT)
+        .try_collect::<Vec<usize>>();
+    let chunks: Vec<Bytes> = compared
         .chunks(BUCKETS_PER_REQUEST)
         .map(Bytes::copy_from_slice)
         .collect();
@@ -175,15 +190,16 @@ pub async fn sync_with(handle: &MeshHandle, peer: PeerId) -> Result<SyncReport, 
         .try_flatten()
         .map_ok(|keys| fetch_all(handle, peer, keys, timeout, apply_tx.clone()))
         .try_buffer_unordered(FETCHES_IN_FLIGHT)
-        .try_collect::<Vec<()>>()
-        .await;
+        .try_collect::<Vec<()>>();
+    let (pulled, fetched) = futures::join!(pulled, fetched);
     drop(apply_tx);
     let written = writer
         .await
         .map_err(|e| MeshError::Io(std::io::Error::other(e.to_string())))?;
     fetched?;
+    let whole: usize = pulled?.into_iter().sum();
     let (applied, topics) = written?;
-    report.wanted = wanted_total.into_inner();
+    report.wanted = wanted_total.into_inner() + whole;
     report.applied = applied;
     report.elapsed = started.elapsed();
     bump(&handle.shared().counters.entries_pulled, applied as u64);
@@ -282,6 +298,59 @@ async fn fetch_all(
     Ok(())
 }
 
+/// Pulls every entry of `buckets` from `peer` (resuming where each byte-bounded batch
+/// stopped) and queues them for writing; returns how many entries arrived.
+async fn pull_buckets(
+    handle: &MeshHandle,
+    peer: PeerId,
+    mut buckets: Vec<u8>,
+    timeout: Duration,
+    apply: mpsc::Sender<Vec<Entry>>,
+) -> Result<usize, MeshError> {
+    let mut after: Option<Bytes> = None;
+    let mut received = 0;
+    while !buckets.is_empty() {
+        let request = RpcRequest::Buckets {
+            buckets: Bytes::copy_from_slice(&buckets),
+            after: after.clone(),
+        };
+        let (entries, complete) = match handle.request(peer, request, timeout).await? {
+            RpcResponse::Buckets { entries, complete } => (entries, complete as usize),
+            other => return Err(refused(peer, other)),
+        };
+        if complete > buckets.len() || (complete == 0 && entries.is_empty()) {
+            return Err(protocol(peer, "bucket answer does not match the request"));
+        }
+        let asked: HashSet<u8> = buckets[..(complete + 1).min(buckets.len())]
+            .iter()
+            .copied()
+            .collect();
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.key.is_empty()
+                || entry.key.len() > MAX_KEY_BYTES
+                || entry.value.len() > MAX_VALUE_BYTES
+                || !asked.contains(&bucket_of(&entry.key))
+            {
+                return Err(protocol(peer, "pulled an entry outside the asked buckets"));
+            }
+            batch.push(Entry::from(entry));
+        }
+        buckets.drain(..complete);
+        after = if complete > 0 { None } else { after };
+        if let Some(last) = batch.last()
+            && buckets.first() == Some(&bucket_of(&last.key))
+        {
+            after = Some(last.key.clone());
+        }
+        received += batch.len();
+        if !batch.is_empty() && apply.send(batch).await.is_err() {
+            return Err(MeshError::Closed);
+        }
+    }
+    Ok(received)
+}
+
 const MAX_FETCH_KEYS: usize = 16 * 1024;
 
 /// Answers an anti-entropy request from the replica (blocking reads off the runtime).
@@ -344,6 +413,27 @@ fn serve_blocking(
                 }
             }
             Ok(RpcResponse::Fetch { entries, served })
+        }
+        RpcRequest::Buckets { buckets, after } => {
+            let mut entries = Vec::new();
+            let mut bytes = 0usize;
+            let mut complete = 0u16;
+            'buckets: for (i, &bucket) in buckets.iter().take(BUCKETS).enumerate() {
+                for (key, _, _) in replica.bucket_versions(bucket)? {
+                    if i == 0 && after.as_ref().is_some_and(|after| key <= after) {
+                        continue;
+                    }
+                    if bytes >= FETCH_BATCH_BYTES {
+                        break 'buckets;
+                    }
+                    if let Some(entry) = replica.entry(&key)? {
+                        bytes += entry.key.len() + entry.value.len() + 64;
+                        entries.push(WireEntry::from(&entry));
+                    }
+                }
+                complete += 1;
+            }
+            Ok(RpcResponse::Buckets { entries, complete })
         }
         RpcRequest::Hello(_) | RpcRequest::Cas { .. } => {
             Ok(RpcResponse::Error("not an anti-entropy request".into()))

@@ -138,6 +138,13 @@ pub enum RpcRequest {
     Fetch {
         keys: Vec<Bytes>,
     },
+    /// Every entry of these buckets, in order (by key within a bucket), starting after
+    /// key `after` in the first one, until the batch is full: how a replica that lacks
+    /// whole buckets (a new node) pulls them without comparing version lists.
+    Buckets {
+        buckets: Bytes,
+        after: Option<Bytes>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +163,12 @@ pub enum RpcResponse {
     Fetch {
         entries: Vec<WireEntry>,
         served: u32,
+    },
+    /// Entries of the first `complete` asked buckets, then, if the batch filled up, the
+    /// first entries of the next bucket (resume after the last entry's key).
+    Buckets {
+        entries: Vec<WireEntry>,
+        complete: u16,
     },
     /// The request could not be handled (not a member, busy, storage failure).
     Error(String),
