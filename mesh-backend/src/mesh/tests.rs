@@ -546,7 +546,7 @@ impl FakePeer {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_home_that_hangs_or_vanishes_mid_forward_yields_an_error() {
     let mut cfg = config(Keypair::generate_ed25519(), Vec::new());
-    cfg.forward_timeout = Duration::from_secs(1);
+    cfg.forward_timeout = Duration::from_secs(3);
     let real = start_with(cfg).await;
     let mut fake = FakePeer::new().await;
     fake.swarm.dial(real.tcp_addr()).unwrap();
@@ -573,7 +573,7 @@ async fn a_home_that_hangs_or_vanishes_mid_forward_yields_an_error() {
         })
     };
     let mut held = Vec::new();
-    fake.drive(Duration::from_secs(3), |_, event| {
+    fake.drive(Duration::from_secs(4), |_, event| {
         if let MeshBehaviourEvent::Rpc(request_response::Event::Message {
             message:
                 request_response::Message::Request {
@@ -594,7 +594,7 @@ async fn a_home_that_hangs_or_vanishes_mid_forward_yields_an_error() {
         matches!(result, Err(MeshError::Timeout { .. })),
         "{result:?}"
     );
-    assert!(took < Duration::from_secs(2));
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5));
     assert_eq!(held.len(), 1);
     assert!(real.replica.version(hung_key.as_bytes()).unwrap().is_none());
 
@@ -633,7 +633,7 @@ async fn a_home_that_hangs_or_vanishes_mid_forward_yields_an_error() {
         matches!(result, Err(MeshError::Unreachable { .. })),
         "{result:?}"
     );
-    assert!(took < Duration::from_secs(1), "failed fast: {took:?}");
+    assert!(took < Duration::from_secs(2), "failed fast: {took:?}");
     assert!(real.replica.version(lost_key.as_bytes()).unwrap().is_none());
     assert_eq!(real.mesh.stats().forward_failures, 2);
     eventually("fake gone from members", Duration::from_secs(5), || {
