@@ -120,6 +120,9 @@ pub struct ReplicaConfig {
     pub durable: bool,
     /// fjall block cache size.
     pub cache_bytes: u64,
+    /// Largest in-memory table of the objects keyspace before it is flushed to disk:
+    /// with the history and cache, this bounds the memory a node needs whatever it stores.
+    pub memtable_bytes: u64,
     /// This node's id in versions it assigns; empty = a persisted random id.
     pub origin: Bytes,
     /// How replicated bytes are stamped with the local revision.
@@ -129,10 +132,11 @@ pub struct ReplicaConfig {
 impl Default for ReplicaConfig {
     fn default() -> Self {
         ReplicaConfig {
-            history_events: 20_000,
-            history_bytes: 64 << 20,
+            history_events: 10_000,
+            history_bytes: 16 << 20,
             durable: true,
-            cache_bytes: 32 << 20,
+            cache_bytes: 16 << 20,
+            memtable_bytes: 16 << 20,
             origin: Bytes::new(),
             stamper: None,
         }
@@ -263,8 +267,13 @@ impl Replica {
             .cache_size(config.cache_bytes)
             .manual_journal_persist(true)
             .open()?;
-        let objects = db.keyspace("objects", KeyspaceCreateOptions::default)?;
-        let versions = db.keyspace("versions", KeyspaceCreateOptions::default)?;
+        let memtable = config.memtable_bytes;
+        let objects = db.keyspace("objects", || {
+            KeyspaceCreateOptions::default().max_memtable_size(memtable)
+        })?;
+        let versions = db.keyspace("versions", || {
+            KeyspaceCreateOptions::default().max_memtable_size((memtable / 4).max(1 << 20))
+        })?;
         let meta = db.keyspace("meta", KeyspaceCreateOptions::default)?;
         let origin = if !config.origin.is_empty() {
             config.origin.clone()
