@@ -36,6 +36,12 @@ pub trait WriteRouter: Send + Sync {
         deleted: bool,
         value: Bytes,
     ) -> CommitFuture<'a>;
+
+    /// Whether this node is the key's home now: controllers reconcile only the objects
+    /// they are home for, which shards the work without leader election.
+    fn is_home(&self, _key: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Every key's home is this node.

@@ -177,6 +177,11 @@ impl ObjectStore {
         &self.replica
     }
 
+    /// Whether this node is the home of the object (controllers act only on those).
+    pub fn is_home(&self, res: &ResourceInfo, namespace: Option<&str>, name: &str) -> bool {
+        self.router.is_home(&object_key(res, namespace, name))
+    }
+
     /// The current revision of this node's replica.
     pub fn revision(&self) -> u64 {
         self.replica.revision()

@@ -94,6 +94,10 @@ impl NamespaceController {
             let Some(name) = name_of(&ns).map(str::to_string) else {
                 continue;
             };
+            // Each namespace is reconciled by its home node only.
+            if !self.service.store.is_home(&namespaces, None, &name) {
+                continue;
+            }
             if ns.pointer("/metadata/deletionTimestamp").is_some() {
                 terminating = true;
                 self.finalize(&name).await?;
