@@ -5,6 +5,7 @@ pub mod digest;
 pub mod mesh;
 pub mod replica;
 pub mod router;
+pub mod trust;
 pub mod version;
 
 pub use replica::{

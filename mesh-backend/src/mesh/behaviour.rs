@@ -13,6 +13,7 @@ use libp2p::{
 use sha2::{Digest, Sha256};
 
 use super::MeshError;
+use super::join::{self, JoinBehaviour};
 use super::wire::{
     MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, MAX_VALUE_BYTES, RpcRequest,
     RpcResponse,
@@ -29,6 +30,7 @@ pub struct MeshBehaviour {
     pub kad: kad::Behaviour<MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub rpc: cbor::Behaviour<RpcRequest, RpcResponse>,
+    pub join: JoinBehaviour,
     pub ping: ping::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -53,20 +55,7 @@ fn behaviour(key: &Keypair, mdns_on: bool) -> Result<MeshBehaviour, MeshError> {
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad::Config::new(KAD_PROTOCOL));
     // Answer queries even before an external address is confirmed (loopback, LAN).
     kad.set_mode(Some(kad::Mode::Server));
-    let gossip_config = gossipsub::ConfigBuilder::default()
-        .max_transmit_size(MAX_GOSSIP_BYTES)
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        .validate_messages()
-        .message_id_fn(|m: &gossipsub::Message| {
-            gossipsub::MessageId::from(&Sha256::digest(&m.data)[..20])
-        })
-        .build()
-        .map_err(|e| MeshError::Transport(format!("gossipsub config: {e}")))?;
-    let gossipsub = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(key.clone()),
-        gossip_config,
-    )
-    .map_err(|e| MeshError::Transport(format!("gossipsub: {e}")))?;
+    let gossipsub = gossipsub_behaviour(key)?;
     let codec = cbor::codec::Codec::default()
         .set_request_size_maximum(MAX_REQUEST_BYTES)
         .set_response_size_maximum(MAX_RESPONSE_BYTES);
@@ -95,9 +84,55 @@ fn behaviour(key: &Keypair, mdns_on: bool) -> Result<MeshBehaviour, MeshError> {
         kad,
         gossipsub,
         rpc,
+        join: join::behaviour(),
         ping,
         mdns: Toggle::from(mdns),
     })
+}
+
+/// The gossip every node runs: configuration, signing and peer scoring. Public so that
+/// simulations of large meshes (`beemesh-bench gossip-sim`) run exactly this gossip.
+pub fn gossipsub_behaviour(key: &Keypair) -> Result<gossipsub::Behaviour, MeshError> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(&Sha256::digest(&m.data)[..20])
+        })
+        .build()
+        .map_err(|e| MeshError::Transport(format!("gossipsub config: {e}")))?;
+    let mut gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_config,
+    )
+    .map_err(|e| MeshError::Transport(format!("gossipsub: {e}")))?;
+    gossipsub
+        .with_peer_score(
+            peer_score_params(),
+            gossipsub::PeerScoreThresholds::default(),
+        )
+        .map_err(|e| MeshError::Transport(format!("gossipsub scoring: {e}")))?;
+    Ok(gossipsub)
+}
+
+/// Application score of a connected peer that is not (yet) a member: below gossipsub's
+/// graylist threshold, so nothing is published, forwarded or gossiped to it and its RPCs
+/// are dropped (its subscriptions are still recorded for when it becomes a member).
+pub const NON_MEMBER_SCORE: f64 = -1000.0;
+/// Application score of a member: high enough that the occasional behaviour penalty
+/// never pushes it out of the mesh.
+pub const MEMBER_SCORE: f64 = 100.0;
+
+/// Scoring is used only to keep non-members out of gossip: the application score (set
+/// by membership) dominates; many peers on one IP (loopback meshes, NAT) are normal.
+fn peer_score_params() -> gossipsub::PeerScoreParams {
+    gossipsub::PeerScoreParams {
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -1.0,
+        ..gossipsub::PeerScoreParams::default()
+    }
 }
 
 /// Connections stay up while the peers are members; liveness is ping's job.

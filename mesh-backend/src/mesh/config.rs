@@ -8,24 +8,28 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 
 use super::MeshError;
+use super::join::Admitter;
 
 /// The answer of a [`PeerAuthorizer`].
 pub type AuthorizeFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
 
-/// Decides whether an identified peer that speaks our protocols may become a member.
-/// Until it answers, the peer's requests wait and its publications are ignored; a
-/// refused peer is disconnected. The mesh CA plugs its certificate check in here.
+/// Decides whether an identified peer that speaks our protocols may become a member,
+/// given the credential it presented over the join protocol (empty if it presented
+/// none). Until it answers, the peer's requests wait, nothing is published to it and its
+/// publications are ignored; a refused peer is disconnected. The mesh CA plugs its
+/// certificate check in here.
 #[derive(Clone)]
-pub struct PeerAuthorizer(pub Arc<dyn Fn(PeerId) -> AuthorizeFuture + Send + Sync>);
+pub struct PeerAuthorizer(pub Arc<dyn Fn(PeerId, Bytes) -> AuthorizeFuture + Send + Sync>);
 
 impl PeerAuthorizer {
-    /// Trusts every peer (no mesh CA yet).
+    /// Trusts every peer (tests, and meshes without a CA).
     pub fn allow_all() -> Self {
-        PeerAuthorizer(Arc::new(|_| Box::pin(async { true })))
+        PeerAuthorizer(Arc::new(|_, _| Box::pin(async { true })))
     }
 }
 
@@ -59,6 +63,14 @@ pub struct MeshConfig {
     pub topics: Vec<String>,
     /// Which peers may become members.
     pub authorizer: PeerAuthorizer,
+    /// What this node presents to peers that ask for its credential (its member
+    /// certificate); empty = nothing.
+    pub credential: Bytes,
+    /// Who may join through this node; `None` refuses every admission.
+    pub admitter: Option<Admitter>,
+    /// A node that was a member before and meets no member within this time serves from
+    /// its own replica (it counts as synced). `None` waits for a member forever.
+    pub standalone_after: Option<Duration>,
 }
 
 impl MeshConfig {
@@ -74,6 +86,9 @@ impl MeshConfig {
             anti_entropy_interval: Duration::from_secs(5),
             topics: Vec::new(),
             authorizer: PeerAuthorizer::allow_all(),
+            credential: Bytes::new(),
+            admitter: None,
+            standalone_after: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, PublishError, TopicHash};
@@ -15,8 +16,11 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, ping};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use super::behaviour::{MeshBehaviour, MeshBehaviourEvent, RPC_PROTOCOL, build_swarm};
+use super::behaviour::{
+    MEMBER_SCORE, MeshBehaviour, MeshBehaviourEvent, NON_MEMBER_SCORE, RPC_PROTOCOL, build_swarm,
+};
 use super::config::{MeshConfig, PeerAuthorizer};
+use super::join::{Admitter, JoinRequest, JoinResponse};
 use super::routing::MemberView;
 use super::wire::{
     Hello, PeerAddrs, RpcRequest, RpcResponse, TOPIC_PREFIX, decode_publication, topic_of,
@@ -44,6 +48,10 @@ pub enum Command {
     },
     /// This node finished its first sync: tell every member.
     AnnounceReady,
+    /// The addresses of the current members, each ending in `/p2p/<peer id>`.
+    KnownPeers {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -59,6 +67,10 @@ enum Internal {
         peer: PeerId,
         allowed: bool,
     },
+    JoinRespond {
+        channel: ResponseChannel<JoinResponse>,
+        response: JoinResponse,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +83,8 @@ enum Auth {
 }
 
 struct PeerState {
+    /// When the first connection of this spell was established.
+    since: Instant,
     connections: usize,
     auth: Auth,
     ready: bool,
@@ -82,6 +96,7 @@ struct PeerState {
 impl PeerState {
     fn new() -> Self {
         PeerState {
+            since: Instant::now(),
             connections: 0,
             auth: Auth::Unknown,
             ready: false,
@@ -119,6 +134,11 @@ const MAX_INBOUND_HANDLERS: usize = 128;
 const PUBLISH_RETRY_FOR: Duration = Duration::from_secs(3);
 const AUTHORIZE_TIMEOUT: Duration = Duration::from_secs(10);
 const DENY_FOR: Duration = Duration::from_secs(600);
+/// A connected peer that has not become a member by then is disconnected (it never
+/// identified as one of ours, or never presented a credential).
+const AUTH_DEADLINE: Duration = Duration::from_secs(30);
+/// Admission requests handled at once (each is cheap; this bounds abuse).
+const MAX_ADMISSIONS: usize = 4;
 const TICK: Duration = Duration::from_millis(200);
 const APPLY_QUEUE: usize = 4096;
 
@@ -131,6 +151,10 @@ pub struct EventLoop {
     sync_triggers: mpsc::Sender<PeerId>,
     applier: mpsc::Sender<Entry>,
     authorizer: PeerAuthorizer,
+    credential: Bytes,
+    admitter: Option<Admitter>,
+    admissions: Arc<Semaphore>,
+    credential_requests: HashMap<OutboundRequestId, PeerId>,
     peers: HashMap<PeerId, PeerState>,
     denied: HashMap<PeerId, Instant>,
     pending: HashMap<OutboundRequestId, Pending>,
@@ -190,6 +214,10 @@ impl EventLoop {
             sync_triggers: sync_tx,
             applier: apply_tx,
             authorizer: config.authorizer,
+            credential: config.credential,
+            admitter: config.admitter,
+            admissions: Arc::new(Semaphore::new(MAX_ADMISSIONS)),
+            credential_requests: HashMap::new(),
             peers: HashMap::new(),
             denied: HashMap::new(),
             pending: HashMap::new(),
@@ -288,6 +316,19 @@ impl EventLoop {
                     self.send_hello(peer);
                 }
             }
+            Command::KnownPeers { reply } => {
+                let addrs = self
+                    .peers
+                    .iter()
+                    .filter(|(_, s)| s.auth == Auth::Allowed)
+                    .flat_map(|(peer, s)| {
+                        s.addrs
+                            .iter()
+                            .map(|a| a.clone().with_p2p(*peer).unwrap_or_else(|a| a))
+                    })
+                    .collect();
+                let _ = reply.send(addrs);
+            }
             Command::Shutdown { .. } => {}
         }
     }
@@ -303,6 +344,13 @@ impl EventLoop {
                     .send_response(channel, response);
             }
             Internal::Authorized { peer, allowed } => self.on_authorized(peer, allowed),
+            Internal::JoinRespond { channel, response } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .join
+                    .send_response(channel, response);
+            }
         }
     }
 
@@ -334,6 +382,16 @@ impl EventLoop {
         }
         self.denied
             .retain(|_, since| now.duration_since(*since) < DENY_FOR);
+        let overdue: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.auth != Auth::Allowed && now.duration_since(s.since) > AUTH_DEADLINE)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in overdue {
+            tracing::debug!(%peer, "mesh peer never became a member; disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
@@ -348,6 +406,14 @@ impl EventLoop {
                 }
                 let state = self.peers.entry(peer_id).or_insert_with(PeerState::new);
                 state.connections += 1;
+                if state.auth != Auth::Allowed {
+                    // Gossipsub registered the peer before this event reached us, and has
+                    // not heard its subscriptions yet: nothing reaches it until it is a member.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .set_application_score(&peer_id, NON_MEMBER_SCORE);
+                }
                 if let ConnectedPoint::Dialer { address, .. } = endpoint {
                     state.add_addr(address);
                 }
@@ -432,6 +498,35 @@ impl EventLoop {
                 error,
                 ..
             }) => self.on_response(peer, request_id, Err(error)),
+            MeshBehaviourEvent::Join(request_response::Event::Message {
+                peer, message, ..
+            }) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_join_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(peer) = self.credential_requests.remove(&request_id) {
+                        let credential = match response {
+                            JoinResponse::Credential(bytes) => bytes,
+                            _ => Bytes::new(),
+                        };
+                        self.authorize(peer, credential);
+                    }
+                }
+            },
+            MeshBehaviourEvent::Join(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                ..
+            }) => {
+                if let Some(peer) = self.credential_requests.remove(&request_id) {
+                    tracing::debug!(%peer, %error, "mesh peer presented no credential");
+                    self.authorize(peer, Bytes::new());
+                }
+            }
             MeshBehaviourEvent::Rpc(request_response::Event::InboundFailure {
                 peer,
                 error,
@@ -439,6 +534,12 @@ impl EventLoop {
             }) => {
                 tracing::debug!(%peer, %error, "mesh inbound request failed");
             }
+            // A joiner's short-lived connection speaks only the join protocol; it is no
+            // member and the authorization deadline closes it if it lingers.
+            MeshBehaviourEvent::Ping(ping::Event {
+                result: Err(ping::Failure::Unsupported),
+                ..
+            }) => {}
             MeshBehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
@@ -481,7 +582,20 @@ impl EventLoop {
         for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
             self.swarm.behaviour_mut().kad.add_address(&peer, addr);
         }
-        let decision = (self.authorizer.0)(peer);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .join
+            .send_request(&peer, JoinRequest::Credential);
+        self.credential_requests.insert(id, peer);
+    }
+
+    /// Asks the authorizer about `peer` and its credential.
+    fn authorize(&mut self, peer: PeerId, credential: Bytes) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        let decision = (self.authorizer.0)(peer, credential);
         let internal = self.internal_tx.clone();
         tokio::spawn(async move {
             let allowed = tokio::time::timeout(AUTHORIZE_TIMEOUT, decision)
@@ -498,6 +612,10 @@ impl EventLoop {
         let queued = std::mem::take(&mut state.queued);
         if allowed {
             state.auth = Auth::Allowed;
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, MEMBER_SCORE);
             self.publish_view();
             self.send_hello(peer);
             for (request, channel) in queued {
@@ -628,6 +746,61 @@ impl EventLoop {
                     .send_response(channel, RpcResponse::Error("not a member".into()));
             }
         }
+    }
+
+    /// The join protocol is open to every connected peer: it reveals only our (public)
+    /// credential, and admission is the admitter's call.
+    fn on_join_request(
+        &mut self,
+        peer: PeerId,
+        request: JoinRequest,
+        channel: ResponseChannel<JoinResponse>,
+    ) {
+        let payload = match request {
+            JoinRequest::Credential => {
+                let credential = self.credential.clone();
+                self.answer_join(channel, JoinResponse::Credential(credential));
+                return;
+            }
+            JoinRequest::Admit(payload) => payload,
+        };
+        let Some(admitter) = self.admitter.clone() else {
+            self.answer_join(
+                channel,
+                JoinResponse::Refused("this node admits no one".into()),
+            );
+            return;
+        };
+        let Ok(permit) = self.admissions.clone().try_acquire_owned() else {
+            self.answer_join(channel, JoinResponse::Refused("busy; retry".into()));
+            return;
+        };
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let response = match (admitter.0)(peer, payload).await {
+                Ok(bytes) => {
+                    tracing::info!(%peer, "mesh admitted a new member");
+                    JoinResponse::Admitted(bytes)
+                }
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "mesh refused an admission");
+                    JoinResponse::Refused(reason)
+                }
+            };
+            drop(permit);
+            let _ = internal
+                .send(Internal::JoinRespond { channel, response })
+                .await;
+        });
+    }
+
+    fn answer_join(&mut self, channel: ResponseChannel<JoinResponse>, response: JoinResponse) {
+        // Fails only when the requester is gone.
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .join
+            .send_response(channel, response);
     }
 
     fn dispatch(

@@ -1,9 +1,13 @@
 //! The libp2p mesh that keeps every node's replica full (ADR 0003).
 //!
 //! - **Membership**: a member is this node, or a peer with an open connection that
-//!   announced our request-response protocol in identify and that the configured
-//!   [`PeerAuthorizer`] accepted. Members exchange a `Hello` when they meet (whether they
-//!   finished their first sync, and the members they know, which the receiver dials), so
+//!   announced our request-response protocol in identify, presented a credential over
+//!   the join protocol (`/beemesh/join/1`, the only protocol open to non-members) and
+//!   that the configured [`PeerAuthorizer`] accepted. Until then nothing is published,
+//!   forwarded or gossiped to the peer and nothing it sends is applied; a refused peer, or
+//!   one that is no member after 30 s, is disconnected. Members exchange a `Hello` when
+//!   they meet (whether they finished their first sync, and the members they know, which
+//!   the receiver dials), so
 //!   small meshes become fully connected and every node sees the same member set. Losing
 //!   the last connection to a peer removes it at once; ping closes dead connections.
 //! - **Home routing**: the home of a key is the ready member XOR-closest to the key's
@@ -20,6 +24,7 @@
 mod behaviour;
 mod config;
 mod event_loop;
+mod join;
 mod publish;
 mod routing;
 mod sync;
@@ -27,6 +32,8 @@ mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,8 +46,10 @@ use crate::replica::{CasConflict, Entry, Expected, Replica, ReplicaError};
 use crate::router::{CommitError, CommitFuture, WriteRouter};
 
 pub use config::{AuthorizeFuture, MeshConfig, PeerAuthorizer, load_or_create_keypair};
+pub use join::{AdmitFuture, Admitter, JOIN_PROTOCOL, request_admission};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
+pub use behaviour::{MEMBER_SCORE, gossipsub_behaviour};
 pub use routing::MemberView;
 pub use sync::SyncReport;
 pub use wire::{MAX_VALUE_BYTES, topic_of};
@@ -161,7 +170,23 @@ impl Mesh {
             commands: commands_tx,
         };
         let listeners = config.listen.len();
+        let standalone_after = config.standalone_after;
         EventLoop::spawn(config, handle.clone(), commands_rx)?;
+        if let Some(after) = standalone_after
+            && !handle.is_synced()
+        {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                if !handle.is_synced() && handle.member_view().peers.is_empty() {
+                    tracing::warn!(
+                        ?after,
+                        "no mesh member reachable; serving from this node's own replica"
+                    );
+                    handle.shared.synced.send_replace(true);
+                }
+            });
+        }
         let mut listen = shared.listen.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
@@ -316,6 +341,14 @@ impl MeshHandle {
         Ok(Ok(stored))
     }
 
+    /// The addresses of the current members (each ending in `/p2p/<peer id>`), for a
+    /// restarted node to find the mesh again.
+    pub async fn known_peers(&self) -> Result<Vec<Multiaddr>, MeshError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::KnownPeers { reply }).await?;
+        rx.await.map_err(|_| MeshError::Closed)
+    }
+
     /// Runs one anti-entropy round with `peer` now.
     pub async fn sync_with(&self, peer: PeerId) -> Result<SyncReport, MeshError> {
         sync::sync_with(self, peer).await
@@ -417,6 +450,10 @@ impl WriteRouter for MeshHandle {
                     other => CommitError::Unavailable(other.to_string()),
                 })
         })
+    }
+
+    fn is_home(&self, key: &[u8]) -> bool {
+        self.home_of(key) == self.shared.local
     }
 }
 

@@ -455,7 +455,7 @@ async fn a_refused_peer_never_becomes_a_member() {
     let outsider_id = outsider.public().to_peer_id();
     let guarded = || {
         let mut config = config(Keypair::generate_ed25519(), Vec::new());
-        config.authorizer = PeerAuthorizer(Arc::new(move |peer| {
+        config.authorizer = PeerAuthorizer(Arc::new(move |peer, _| {
             Box::pin(async move { peer != outsider_id })
         }));
         config
