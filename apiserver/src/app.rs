@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use beemesh_translator::ApiError;
 
 use crate::discovery::{self, DiscoveryFormat};
+use crate::health::{self, Endpoint};
 use crate::negotiate::MAX_BODY_BYTES;
 use crate::request::{self, Query};
 use crate::resource;
@@ -70,20 +71,52 @@ impl IntoResponse for StatusResponse {
 /// The whole HTTP surface of a node.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/livez", axum::routing::get(|| async { "ok" }))
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/livez", axum::routing::get(livez))
+        .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
+        .route("/livez/{check}", axum::routing::get(livez_check))
+        .route("/healthz/{check}", axum::routing::get(healthz_check))
+        .route("/readyz/{check}", axum::routing::get(readyz_check))
+        // go-restful serves the version WebService at `/version` and `/version/` (the
+        // Python client asks for the latter).
         .route("/version", axum::routing::get(version))
+        .route("/version/", axum::routing::get(version))
         .fallback(dispatch)
         .with_state(state)
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.is_ready() {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
-    }
+async fn healthz(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    health::root(&state, Endpoint::Healthz, q.as_deref())
+}
+
+async fn livez(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    health::root(&state, Endpoint::Livez, q.as_deref())
+}
+
+async fn readyz(State(state): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    health::root(&state, Endpoint::Readyz, q.as_deref())
+}
+
+fn health_check(state: &AppState, endpoint: Endpoint, name: &str) -> Response {
+    health::single(state, endpoint, name).unwrap_or_else(|| {
+        StatusResponse(ApiError::NotFound {
+            message: "the server could not find the requested resource".into(),
+            subject: Default::default(),
+        })
+        .into_response()
+    })
+}
+
+async fn healthz_check(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    health_check(&state, Endpoint::Healthz, &name)
+}
+
+async fn livez_check(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    health_check(&state, Endpoint::Livez, &name)
+}
+
+async fn readyz_check(State(state): State<AppState>, Path(name): Path<String>) -> Response {
+    health_check(&state, Endpoint::Readyz, &name)
 }
 
 fn version_info() -> Value {

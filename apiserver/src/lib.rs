@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod discovery;
+pub mod health;
 pub mod metrics;
 pub mod negotiate;
 pub mod openapi;

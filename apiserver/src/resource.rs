@@ -926,16 +926,38 @@ async fn delete(
             opts.dry_run,
         )
         .await?;
-    let body = if gone && !res.has_verb("update") {
-        json_bytes(&json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": {"name": name, "group": res.group, "kind": res.plural,
-                        "uid": obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)}
-        }))?
+    // Upstream's generic store answers a removal with a success Status unless the
+    // resource's registry returns the deleted object; an object kept by finalizers (or a
+    // namespace turning Terminating) is always returned.
+    let body = if gone && !beemesh_translator::registry_builtin::returns_deleted_object(res) {
+        json_bytes(&deleted_status(res, name, &obj))?
     } else {
         json_bytes(&obj)?
     };
     respond(StatusCode::OK, output, body, &[])
+}
+
+/// The `Status` of a removed object: `details.kind` is the resource (plural), as upstream
+/// sets it; an empty group or uid is omitted (Go's omitempty).
+fn deleted_status(res: &ResourceInfo, name: &str, obj: &Value) -> Value {
+    let mut details = json!({"name": name, "kind": res.plural});
+    if !res.group.is_empty() {
+        details["group"] = json!(res.group);
+    }
+    if let Some(uid) = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    {
+        details["uid"] = json!(uid);
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": details,
+    })
 }
 
 async fn delete_collection(

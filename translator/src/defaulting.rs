@@ -65,12 +65,18 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
         ("batch", "CronJob") => cron_job_defaults(root),
         ("networking.k8s.io", "NetworkPolicy") => network_policy_defaults(root),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            // SetDefaults_Subject: Users and Groups get the RBAC group. A ServiceAccount's
+            // default is "", which Go's omitempty leaves out of the object entirely.
             for subject in list_at(root, "subjects") {
-                let group = match subject.get("kind").and_then(Value::as_str) {
-                    Some("User" | "Group") => "rbac.authorization.k8s.io",
-                    _ => "",
-                };
-                set(subject, "apiGroup", json!(group));
+                if matches!(
+                    subject.get("kind").and_then(Value::as_str),
+                    Some("User" | "Group")
+                ) && subject
+                    .get("apiGroup")
+                    .is_none_or(|g| g.is_null() || g.as_str() == Some(""))
+                {
+                    subject.insert("apiGroup".into(), json!("rbac.authorization.k8s.io"));
+                }
             }
         }
         ("storage.k8s.io", "StorageClass") => {
@@ -747,7 +753,7 @@ mod tests {
             {"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "x", "namespace": "y"}]}),
         );
         assert_eq!(rb["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
-        assert_eq!(rb["subjects"][1]["apiGroup"], "");
+        assert!(rb["subjects"][1].get("apiGroup").is_none(), "{rb}");
         let rc = defaulted(
             "",
             "v1",

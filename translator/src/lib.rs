@@ -1,16 +1,19 @@
 //! The Kubernetes object model of a BeeMesh node: which resources exist, what their
 //! schemas say, how objects are validated and selected, and how they are stored.
 
+pub mod bootstrap;
 pub mod catalog;
 pub mod defaulting;
 pub mod error;
 pub mod names;
 pub mod service;
+pub mod service_alloc;
 pub mod protobuf;
 pub mod registry;
 pub mod registry_builtin;
 pub mod selector;
 pub mod store;
+pub mod strategy;
 pub mod stored;
 pub mod validation;
 

@@ -23,7 +23,8 @@ const MAX_DEPTH: usize = 100;
 
 /// Pointer string fields whose empty value means something (`storageClassName: ""` asks for
 /// no dynamic provisioning); other empty strings are Go zero values that upstream omits.
-const MEANINGFUL_EMPTY_STRINGS: &[&str] = &["storageClassName", "volumeAttributesClassName"];
+pub(crate) const MEANINGFUL_EMPTY_STRINGS: &[&str] =
+    &["storageClassName", "volumeAttributesClassName"];
 
 const TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Time";
 const MICRO_TIME: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.MicroTime";

@@ -577,6 +577,33 @@ const SERVED: &[Served] = &[
     ),
 ];
 
+/// Resources whose registry sets upstream's `ReturnDeletedObject`: a DELETE that removes
+/// the object answers with the object itself. Every other resource answers with a
+/// `Status{status: Success, details: {name, group, kind: <plural>, uid}}` (the generic
+/// store's `finalizeDelete`). From the `storage.go` of each resource in kubernetes 1.33.
+const RETURNS_DELETED_OBJECT: &[(&str, &str)] = &[
+    ("", "namespaces"),
+    ("", "persistentvolumeclaims"),
+    ("", "persistentvolumes"),
+    ("", "pods"),
+    ("", "podtemplates"),
+    ("", "resourcequotas"),
+    ("", "serviceaccounts"),
+    ("", "services"),
+    ("storage.k8s.io", "csidrivers"),
+    ("storage.k8s.io", "csinodes"),
+    ("storage.k8s.io", "storageclasses"),
+    ("storage.k8s.io", "volumeattachments"),
+];
+
+/// Whether a DELETE that removes an object of `res` answers with the object (true) or
+/// with a success `Status` (false). Objects kept by finalizers are always returned.
+pub fn returns_deleted_object(res: &ResourceInfo) -> bool {
+    RETURNS_DELETED_OBJECT
+        .iter()
+        .any(|(g, p)| *g == res.group && *p == res.plural)
+}
+
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }

@@ -10,9 +10,9 @@ use serde_json::{Map, Value, json};
 use crate::catalog::Catalog;
 use crate::error::{ApiError, Result};
 use crate::registry::{Registry, ResourceInfo};
-use crate::store::{ObjectStore, Preconditions};
+use crate::store::{ListRequest, ObjectStore, Preconditions, ReadAt};
 use crate::validation::{self, FieldValidation};
-use crate::{defaulting, names};
+use crate::{defaulting, names, service_alloc, strategy};
 
 /// Which part of an object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,11 +150,51 @@ impl ObjectService {
         let warnings =
             validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
         defaulting::apply_defaults(res, obj);
+        if old.is_none() {
+            strategy::prepare_for_create(res, obj);
+        }
+        if res.group.is_empty() && res.plural == "services" {
+            self.allocate_service_addresses(res, obj, old)?;
+        }
         match old {
             None => validation::validate(res, obj)?,
             Some(old) => validation::validate_update(res, obj, old)?,
         }
         Ok(warnings)
+    }
+
+    /// Gives a Service the cluster IP and node ports it needs (see `service_alloc`),
+    /// looking at every other Service this node holds.
+    fn allocate_service_addresses(
+        &self,
+        res: &ResourceInfo,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<()> {
+        let this = (
+            meta_str(obj, "namespace").unwrap_or_default().to_string(),
+            meta_str(obj, "name").unwrap_or_default().to_string(),
+        );
+        let page = self.store.list(
+            res,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        let mut others = Vec::with_capacity(page.items.len());
+        for item in &page.items {
+            let svc = crate::store::parse_stored(item)?;
+            let same = meta_str(&svc, "namespace") == Some(this.0.as_str())
+                && meta_str(&svc, "name") == Some(this.1.as_str());
+            if !same {
+                others.push(svc);
+            }
+        }
+        service_alloc::allocate(obj, &service_alloc::InUse::from_services(&others), old)
     }
 
     /// POST: a new object in `namespace`.
@@ -216,17 +256,19 @@ impl ObjectService {
             map.remove("status");
         }
         self.check_namespace_open(res, namespace, &requested_name)?;
-        let warnings = self.admit(res, &mut obj, None, opts)?;
-        if res.group.is_empty() && res.plural == "pods" {
-            obj["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(&obj)});
-        }
+        // Upstream fills the uid and creationTimestamp before the strategy runs (the Job
+        // strategy selects its pods by the uid).
         {
             let meta = metadata_mut(&mut obj)?;
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
-            if tracks_generation(res) {
-                meta.insert("generation".into(), json!(1));
-            }
+        }
+        let warnings = self.admit(res, &mut obj, None, opts)?;
+        if res.group.is_empty() && res.plural == "pods" {
+            obj["status"] = json!({"phase": "Pending", "qosClass": pod_qos_class(&obj)});
+        }
+        if tracks_generation(res) {
+            metadata_mut(&mut obj)?.insert("generation".into(), json!(1));
         }
         let ns = if res.namespaced { namespace } else { None };
         if opts.dry_run {
@@ -447,8 +489,15 @@ impl ObjectService {
     ) -> Result<(Value, bool)> {
         let ns = if res.namespaced { namespace } else { None };
         if dry_run {
+            // What a real delete would do: remove it now, or mark it and keep it while
+            // finalizers remain (a namespace always turns Terminating first).
             let obj = self.store.get(res, ns, name)?;
-            return Ok((obj, true));
+            let kept = obj
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+                || (res.group.is_empty() && res.plural == "namespaces");
+            return Ok((obj, !kept));
         }
         if res.group.is_empty() && res.plural == "namespaces" {
             if matches!(name, "default" | "kube-system" | "kube-public") {
@@ -487,8 +536,9 @@ pub const SYSTEM_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl ObjectService {
-    /// Creates the system namespaces that do not exist yet. Idempotent: a node runs it on
-    /// every start, and tests run it on a fresh store.
+    /// Creates the system namespaces that do not exist yet, and the `kubernetes` Service
+    /// in `default` (see `bootstrap`). Idempotent: a node runs it on every start, and
+    /// tests run it on a fresh store.
     pub async fn bootstrap_namespaces(&self) -> Result<()> {
         let namespaces = self
             .namespaces()
@@ -507,7 +557,7 @@ impl ObjectService {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        self.bootstrap_kubernetes_service().await
     }
 }
 

@@ -27,6 +27,13 @@ pub trait SchemaLookup {
     fn resolve<'a>(&'a self, prop: &'a Value) -> &'a Value {
         self.deref(prop).unwrap_or(prop)
     }
+
+    /// Whether these schemas describe Go structs (the built-in API), whose JSON decoding
+    /// and `omitempty` encoding drop an empty optional string. Custom resources are
+    /// stored as decoded, so their schemas say false.
+    fn go_typed(&self) -> bool {
+        false
+    }
 }
 
 /// A lookup that knows no schemas: everything is treated as free-form.
@@ -68,6 +75,9 @@ impl SchemaLookup for crate::catalog::Catalog {
     }
     fn deref<'a>(&'a self, prop: &'a Value) -> Option<&'a Value> {
         crate::catalog::Catalog::deref(self, prop)
+    }
+    fn go_typed(&self) -> bool {
+        true
     }
 }
 

@@ -260,6 +260,44 @@ impl<'a, S: SchemaLookup + ?Sized> SchemaWalker<'a, S> {
         }
         // A JSON null decodes to the Go zero value, which the encoder then omits.
         map.retain(|_, v| !v.is_null());
+        if self.schemas.go_typed() {
+            self.drop_empty_optional_strings(map, schema, properties);
+        }
+    }
+
+    /// An explicit `""` in an optional (non-pointer) string field decodes to Go's zero
+    /// value, which `omitempty` then leaves out: upstream never stores it. The same rule
+    /// as the protobuf decoder's: required fields and the pointer fields whose empty
+    /// value means something (`storageClassName: ""`) keep it.
+    fn drop_empty_optional_strings(
+        &self,
+        map: &mut Map<String, Value>,
+        schema: &Value,
+        properties: &Map<String, Value>,
+    ) {
+        let required = |name: &str| {
+            schema
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|f| f.as_str() == Some(name)))
+        };
+        map.retain(|name, value| {
+            if value.as_str() != Some("") {
+                return true;
+            }
+            let Some(prop) = properties.get(name) else {
+                return true; // a map entry (additionalProperties), not a struct field
+            };
+            let plain_string = ref_name(prop).is_none()
+                && prop.get("type").and_then(Value::as_str) == Some("string")
+                && matches!(
+                    prop.get("format").and_then(Value::as_str),
+                    None | Some("byte")
+                );
+            !plain_string
+                || required(name)
+                || crate::protobuf::MEANINGFUL_EMPTY_STRINGS.contains(&name.as_str())
+        });
     }
 
     fn check_integer(&mut self, value: &Value, go_type: &str, ctx: &Ctx) {

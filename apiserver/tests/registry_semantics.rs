@@ -1,0 +1,366 @@
+//! What upstream's per-resource registries do beyond the generic store, as a client sees
+//! it over HTTP: DELETE answers, Service address allocation, the Job selector, the
+//! `kubernetes` Service, omitted empty strings, non-resource paths.
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+const CM: &str = "/api/v1/namespaces/default/configmaps";
+const SVC: &str = "/api/v1/namespaces/default/services";
+
+fn service(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
+}
+
+// ---------------------------------------------------------------- DELETE answers
+
+#[tokio::test]
+async fn delete_answers_a_status_unless_the_registry_returns_the_deleted_object() {
+    let node = Node::start().await;
+    let cm = node.create(CM, configmap("gone", json!({}))).await;
+    let r = node.delete(&format!("{CM}/gone")).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": "gone", "kind": "configmaps", "uid": cm["metadata"]["uid"]},
+        })
+    );
+    // A named group appears in the details.
+    node.create(
+        "/apis/apps/v1/namespaces/default/deployments",
+        deployment("web", 1),
+    )
+    .await;
+    let r = node
+        .delete("/apis/apps/v1/namespaces/default/deployments/web")
+        .send()
+        .await;
+    let s = r.json();
+    assert_eq!(s["kind"], "Status", "{s}");
+    assert_eq!(s["details"]["group"], "apps");
+    assert_eq!(s["details"]["kind"], "deployments");
+    // A dry run answers what the real delete would.
+    node.create(CM, configmap("dry", json!({}))).await;
+    let r = node.delete(&format!("{CM}/dry?dryRun=All")).send().await;
+    assert_eq!(r.json()["kind"], "Status");
+    node.get(&format!("{CM}/dry")).send().await.json();
+
+    // Pods, Services and ServiceAccounts answer with the deleted object.
+    node.create(SVC, service("s", json!({"ports": [{"port": 80}]})))
+        .await;
+    let r = node.delete(&format!("{SVC}/s")).send().await;
+    assert_eq!(r.json()["kind"], "Service", "{}", r.text());
+    node.create(
+        "/api/v1/namespaces/default/serviceaccounts",
+        json!({"metadata": {"name": "robot"}}),
+    )
+    .await;
+    let r = node
+        .delete("/api/v1/namespaces/default/serviceaccounts/robot")
+        .send()
+        .await;
+    assert_eq!(r.json()["kind"], "ServiceAccount", "{}", r.text());
+    node.create("/api/v1/namespaces/default/pods", pod("p", None))
+        .await;
+    let r = node
+        .delete("/api/v1/namespaces/default/pods/p")
+        .send()
+        .await;
+    assert_eq!(r.json()["kind"], "Pod", "{}", r.text());
+
+    // An object kept by its finalizers is returned, whatever the resource.
+    let mut held = configmap("held", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    node.create(CM, held).await;
+    let r = node.delete(&format!("{CM}/held")).send().await;
+    assert_eq!(r.json()["kind"], "ConfigMap");
+}
+
+// ---------------------------------------------------------------- non-resource paths
+
+#[tokio::test]
+async fn version_and_health_paths_answer_as_upstream() {
+    let node = Node::start().await;
+    for path in ["/version", "/version/"] {
+        let r = node.get(path).no_auth().send().await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.json()["major"], "1", "{path}");
+    }
+    for path in [
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/readyz/ping",
+        "/livez/etcd",
+    ] {
+        let r = node.get(path).no_auth().send().await;
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (StatusCode::OK, "ok"),
+            "{path}"
+        );
+    }
+    let r = node.get("/readyz?verbose").no_auth().send().await;
+    assert!(r.text().starts_with("[+]ping ok\n"), "{}", r.text());
+    assert!(r.text().ends_with("readyz check passed\n"), "{}", r.text());
+    let r = node
+        .get("/livez?verbose&exclude=etcd")
+        .no_auth()
+        .send()
+        .await;
+    assert!(r.text().contains("[+]etcd excluded: ok\n"), "{}", r.text());
+    let r = node.get("/livez/nope").no_auth().send().await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    node.state.set_ready(false);
+    let r = node.get("/readyz").no_auth().send().await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        r.text()
+            .contains("[-]informer-sync failed: reason withheld\nreadyz check failed"),
+        "{}",
+        r.text()
+    );
+}
+
+// ---------------------------------------------------------------- Services
+
+#[tokio::test]
+async fn services_get_cluster_ips_and_node_ports_at_create() {
+    let node = Node::start().await;
+    let a = node
+        .create(SVC, service("a", json!({"ports": [{"port": 80}]})))
+        .await;
+    let ip = a["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let parsed: std::net::Ipv4Addr = ip.parse().unwrap();
+    assert_eq!(parsed.octets()[0], 10);
+    assert!((96..112).contains(&parsed.octets()[1]), "{ip}");
+    assert_eq!(a["spec"]["clusterIPs"], json!([ip]));
+    // The stored object carries it.
+    let got = node.get(&format!("{SVC}/a")).send().await.json();
+    assert_eq!(got["spec"]["clusterIP"], json!(ip));
+
+    let np = node
+        .create(
+            SVC,
+            service("np", json!({"type": "NodePort", "ports": [{"port": 80}]})),
+        )
+        .await;
+    let port = np["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&port), "{np}");
+    assert_ne!(np["spec"]["clusterIP"], json!(ip));
+
+    // Headless and ExternalName Services get no address.
+    let h = node
+        .create(
+            SVC,
+            service("h", json!({"clusterIP": "None", "ports": [{"port": 80}]})),
+        )
+        .await;
+    assert_eq!(h["spec"]["clusterIPs"], json!(["None"]));
+    let e = node
+        .create(
+            SVC,
+            service(
+                "e",
+                json!({"type": "ExternalName", "externalName": "db.example.com"}),
+            ),
+        )
+        .await;
+    assert!(e["spec"].get("clusterIP").is_none(), "{e}");
+
+    // Explicit duplicates are upstream's 422s, and nothing is stored.
+    let before = node.revision();
+    let r = node
+        .post(SVC)
+        .json(&service(
+            "dup",
+            json!({"clusterIP": ip, "ports": [{"port": 80}]}),
+        ))
+        .send()
+        .await;
+    r.status_error(
+        422,
+        "Invalid",
+        &format!(
+            "Service \"dup\" is invalid: spec.clusterIPs: Invalid value: []string{{\"{ip}\"}}: failed to allocate IP {ip}: provided IP is already allocated"
+        ),
+    );
+    let r = node
+        .post(SVC)
+        .json(&service(
+            "dup",
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]}),
+        ))
+        .send()
+        .await;
+    r.status_error(
+        422,
+        "Invalid",
+        &format!(
+            "spec.ports[0].nodePort: Invalid value: {port}: provided port is already allocated"
+        ),
+    );
+    assert_eq!(node.revision(), before);
+
+    // Deleting a Service frees its address.
+    node.delete(&format!("{SVC}/a")).send().await;
+    let again = node
+        .create(
+            SVC,
+            service("again", json!({"clusterIP": ip, "ports": [{"port": 80}]})),
+        )
+        .await;
+    assert_eq!(again["spec"]["clusterIP"], json!(ip));
+
+    // A PUT without the allocated values keeps them.
+    let mut put = service("np", json!({"type": "NodePort", "ports": [{"port": 80}]}));
+    put["metadata"]["resourceVersion"] = np["metadata"]["resourceVersion"].clone();
+    let r = node.put(&format!("{SVC}/np")).json(&put).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let replaced = r.json();
+    assert_eq!(replaced["spec"]["clusterIP"], np["spec"]["clusterIP"]);
+    assert_eq!(replaced["spec"]["ports"][0]["nodePort"], json!(port));
+}
+
+#[tokio::test]
+async fn the_kubernetes_service_exists_from_the_start() {
+    let node = Node::start().await;
+    let svc = node.get(&format!("{SVC}/kubernetes")).send().await.json();
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(svc["spec"]["clusterIPs"], json!(["10.96.0.1"]));
+    assert_eq!(
+        svc["spec"]["ports"],
+        json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}])
+    );
+    assert_eq!(svc["metadata"]["labels"]["component"], "apiserver");
+    // Its address is reserved.
+    let r = node
+        .post(SVC)
+        .json(&service(
+            "x",
+            json!({"clusterIP": "10.96.0.1", "ports": [{"port": 1}]}),
+        ))
+        .send()
+        .await;
+    r.status_error(422, "Invalid", "provided IP is already allocated");
+    // A node adds its API address to the Endpoints and EndpointSlice.
+    let addr: std::net::SocketAddr = "192.0.2.7:7443".parse().unwrap();
+    node.state
+        .service
+        .bootstrap_api_endpoints(addr)
+        .await
+        .unwrap();
+    node.state
+        .service
+        .bootstrap_api_endpoints(addr)
+        .await
+        .unwrap();
+    let ep = node
+        .get("/api/v1/namespaces/default/endpoints/kubernetes")
+        .send()
+        .await
+        .json();
+    assert_eq!(
+        ep["subsets"],
+        json!([{"addresses": [{"ip": "192.0.2.7"}],
+                "ports": [{"name": "https", "port": 7443, "protocol": "TCP"}]}])
+    );
+    let slice = node
+        .get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes")
+        .send()
+        .await
+        .json();
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["endpoints"],
+        json!([{"addresses": ["192.0.2.7"], "conditions": {"ready": true}}])
+    );
+    let svc = node.get(&format!("{SVC}/kubernetes")).send().await.json();
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 7443);
+}
+
+// ---------------------------------------------------------------- Jobs
+
+#[tokio::test]
+async fn a_job_selects_its_pods_by_its_uid() {
+    let node = Node::start().await;
+    let job = json!({
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "busybox", "command": ["echo", "hi"]}]}}},
+    });
+    let j = node
+        .create("/apis/batch/v1/namespaces/default/jobs", job)
+        .await;
+    let uid = j["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        j["spec"]["selector"],
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    assert_eq!(
+        j["spec"]["template"]["metadata"]["labels"],
+        json!({
+            "batch.kubernetes.io/controller-uid": uid,
+            "batch.kubernetes.io/job-name": "once",
+            "controller-uid": uid,
+            "job-name": "once",
+        })
+    );
+    assert!(j["spec"].get("manualSelector").is_none(), "{j}");
+}
+
+// ---------------------------------------------------------------- empty strings
+
+#[tokio::test]
+async fn explicit_empty_optional_strings_are_not_stored() {
+    let node = Node::start().await;
+    let rb = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "read-pods"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+        "subjects": [
+            {"apiGroup": "", "kind": "User", "name": "jane"},
+            {"apiGroup": "", "kind": "ServiceAccount", "name": "robot", "namespace": "default"},
+        ],
+    });
+    let created = node
+        .create(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            rb,
+        )
+        .await;
+    assert_eq!(
+        created["subjects"],
+        json!([
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"},
+            {"kind": "ServiceAccount", "name": "robot", "namespace": "default"},
+        ])
+    );
+    // A required string keeps its empty value; so does a pointer whose "" means something.
+    let cm = node
+        .create(
+            CM,
+            json!({"metadata": {"name": "e", "namespace": "", "generateName": ""},
+                   "data": {"k": ""}}),
+        )
+        .await;
+    assert!(cm["metadata"].get("generateName").is_none(), "{cm}");
+    assert_eq!(cm["data"], json!({"k": ""}), "map values are kept");
+    let pvc = node
+        .create(
+            "/api/v1/namespaces/default/persistentvolumeclaims",
+            json!({"metadata": {"name": "claim"}, "spec": {
+                "storageClassName": "", "volumeName": "",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}}),
+        )
+        .await;
+    assert_eq!(pvc["spec"]["storageClassName"], "");
+    assert!(pvc["spec"].get("volumeName").is_none(), "{pvc}");
+}
