@@ -4,6 +4,7 @@
 mod beemesh;
 mod etcd;
 mod load;
+mod mesh;
 mod procs;
 mod report;
 
@@ -23,9 +24,13 @@ use report::{MemoryStats, Report, SystemResults};
 #[derive(Parser, Debug)]
 #[command(
     name = "beemesh-bench",
-    about = "Measure a BeeMesh node side by side with etcd 3.5.1 (loopback only)"
+    about = "Measure a BeeMesh node side by side with etcd 3.5.1 (loopback only)",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    /// A mesh benchmark instead of the etcd comparison (which runs without a subcommand).
+    #[command(subcommand)]
+    mesh: Option<mesh::MeshCommand>,
     /// Tiny counts and short loops: a smoke run for CI (writes results/quick.json).
     #[arg(long)]
     quick: bool,
@@ -136,8 +141,14 @@ async fn main() -> ExitCode {
     // reqwest is built without a crypto provider; pin ring explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Dropping `run` on a signal drops every server guard: processes stop, temp dirs go.
+    let work = async move {
+        match args.mesh.clone() {
+            Some(command) => mesh::run(command).await,
+            None => run(args).await,
+        }
+    };
     let outcome = tokio::select! {
-        r = run(args) => r,
+        r = work => r,
         _ = interrupted() => Err(anyhow::anyhow!("interrupted; servers stopped, temp dirs removed")),
     };
     match outcome {
