@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use beemesh_translator::ApiError;
 
+use crate::auth::{self, UserInfo};
 use crate::discovery::{self, DiscoveryFormat};
 use crate::health::{self, Endpoint};
 use crate::negotiate::MAX_BODY_BYTES;
@@ -145,23 +146,13 @@ fn json_response(status: StatusCode, content_type: &'static str, v: &Value) -> R
     resp
 }
 
-fn authenticated(state: &AppState, req: &Request) -> bool {
-    if req
-        .extensions()
-        .get::<PeerIdentity>()
-        .is_some_and(|p| p.user.is_some())
-    {
-        return true;
-    }
-    let Some(auth) = req
+/// The user a request authenticates as (client certificate, then bearer token).
+fn authenticated(state: &AppState, req: &Request) -> Option<UserInfo> {
+    let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    auth.strip_prefix("Bearer ")
-        .is_some_and(|t| !state.admin_token.is_empty() && t.trim() == state.admin_token)
+        .and_then(|v| v.to_str().ok());
+    auth::authenticate(state, req.extensions().get::<PeerIdentity>(), authorization)
 }
 
 /// Authenticates, reads the body (bounded), routes, and records metrics and a log line.
@@ -172,13 +163,13 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", id = %request_id, %method, %path);
     let _enter = span.enter();
-    if !authenticated(&state, &req) {
+    let Some(user) = authenticated(&state, &req) else {
         return StatusResponse(ApiError::Unauthorized {
             message: "Unauthorized".into(),
         })
         .into_response();
-    }
-    let (verb, resource_name, result) = route(&state, req).await;
+    };
+    let (verb, resource_name, result) = route(&state, &user, req).await;
     let response = match result {
         Ok(r) => r,
         Err(e) => {
@@ -231,7 +222,11 @@ fn kube_verb(method: &Method, has_name: bool, watch: bool) -> &'static str {
     }
 }
 
-async fn route(state: &AppState, req: Request) -> (String, String, Result<Response, ApiError>) {
+async fn route(
+    state: &AppState,
+    user: &UserInfo,
+    req: Request,
+) -> (String, String, Result<Response, ApiError>) {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
@@ -314,6 +309,7 @@ async fn route(state: &AppState, req: Request) -> (String, String, Result<Respon
     };
     let r = resource::handle(
         state.clone(),
+        user,
         parts.method.clone(),
         target,
         query,

@@ -2,6 +2,7 @@
 //! OpenAPI, content negotiation, Tables, patches, watch streams and `Status` errors.
 
 pub mod app;
+pub mod auth;
 pub mod discovery;
 pub mod health;
 pub mod metrics;
@@ -12,6 +13,8 @@ pub mod patch;
 pub mod pki;
 pub mod request;
 pub mod resource;
+pub mod reviews;
+pub mod sa_token;
 pub mod server;
 pub mod state;
 pub mod table;

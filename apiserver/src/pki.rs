@@ -26,6 +26,8 @@ pub enum PkiError {
 #[derive(Clone)]
 pub struct NodePki {
     pub ca_cert_pem: String,
+    /// The CA's private key (PKCS#8 PEM); also signs ServiceAccount tokens.
+    pub ca_key_pem: String,
     pub server_cert_pem: String,
     pub server_key_pem: String,
     pub admin_cert_pem: String,
@@ -84,7 +86,8 @@ impl NodePki {
             write(&ca_cert_path, &cert.pem())?;
         }
         let ca_cert_pem = read(&ca_cert_path)?;
-        let ca_key = KeyPair::from_pem(&read(&ca_key_path)?)?;
+        let ca_key_pem = read(&ca_key_path)?;
+        let ca_key = KeyPair::from_pem(&ca_key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, &ca_key)?;
 
         let mut all_sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into()];
@@ -129,6 +132,7 @@ impl NodePki {
         }
         Ok(NodePki {
             ca_cert_pem,
+            ca_key_pem,
             server_cert_pem: read(&server_cert_path)?,
             server_key_pem: read(&server_key_path)?,
             admin_cert_pem: read(&admin_cert_path)?,

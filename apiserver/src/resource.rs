@@ -15,9 +15,11 @@ use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored
 use beemesh_translator::validation::FieldValidation;
 use beemesh_translator::{ApiError, ResourceInfo};
 
+use crate::auth::UserInfo;
 use crate::negotiate::{self, IncludeObject, Output};
 use crate::patch::{self, PatchType};
 use crate::request::{Query, ResourceTarget};
+use crate::reviews;
 use crate::state::AppState;
 use crate::{table, watch};
 
@@ -26,6 +28,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// Entry point for every request that addresses a resource.
 pub async fn handle(
     state: AppState,
+    user: &UserInfo,
     method: Method,
     target: ResourceTarget,
     query: Query,
@@ -70,10 +73,39 @@ pub async fn handle(
             let output = negotiate::negotiate(accept, true)?;
             list(&state, &target, &query, output)
         }
+        (&Method::POST, None, None) if reviews::is_review(&res) => {
+            let output = negotiate::negotiate(accept, false)?;
+            let (obj, warnings) = decode_write_body(&state, &res, &query, content_type, &body)?;
+            let answer = reviews::review(&state, &res, target.namespace.as_deref(), user, obj)?;
+            render_object(
+                &res,
+                StatusCode::CREATED,
+                &answer,
+                output,
+                &query,
+                &warnings,
+            )
+        }
         (&Method::POST, None, None) => {
             verb_allowed("create")?;
             let output = negotiate::negotiate(accept, false)?;
             create(&state, &target, &query, content_type, &body, output).await
+        }
+        (&Method::POST, Some(name), Some("token")) => {
+            let output = negotiate::negotiate(accept, false)?;
+            let token_res = reviews::token_request_resource(&res);
+            let (obj, warnings) =
+                decode_write_body(&state, &token_res, &query, content_type, &body)?;
+            let namespace = target.namespace.as_deref().unwrap_or_default();
+            let answer = reviews::token_request(&state, &res, namespace, name, obj)?;
+            render_object(
+                &token_res,
+                StatusCode::CREATED,
+                &answer,
+                output,
+                &query,
+                &warnings,
+            )
         }
         (&Method::DELETE, None, None) => {
             verb_allowed("deletecollection")?;
@@ -178,6 +210,28 @@ fn write_options(query: &Query, options_kind: &str) -> Result<WriteOptions> {
         dry_run: query.dry_run(options_kind)?,
         field_validation,
     })
+}
+
+/// A create body of a kind that is answered, not stored: decoded, its apiVersion/kind
+/// checked, and decoded against its schema under the request's `fieldValidation`.
+fn decode_write_body(
+    state: &AppState,
+    res: &ResourceInfo,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<(Value, Vec<String>)> {
+    let mut obj = negotiate::decode_body(content_type, body)?;
+    check_type(res, &mut obj)?;
+    let opts = write_options(query, "CreateOptions")?;
+    let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
+    warnings.extend(beemesh_translator::validation::validate_and_prune(
+        res,
+        state.service.catalog,
+        &mut obj,
+        opts.field_validation,
+    )?);
+    Ok((obj, warnings))
 }
 
 /// Checks the body's apiVersion/kind against the resource (missing ones are filled in,

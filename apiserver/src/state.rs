@@ -5,9 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use beemesh_translator::Registry;
 use beemesh_translator::service::ObjectService;
+use parking_lot::RwLock;
 
 use crate::metrics::Metrics;
 use crate::openapi::OpenApi;
+use crate::pki::NodePki;
+use crate::sa_token::TokenKeys;
 
 /// Cheap to clone: one `Arc` around the node's API state.
 #[derive(Clone)]
@@ -20,6 +23,8 @@ pub struct Inner {
     pub admin_token: String,
     pub metrics: Metrics,
     ready: AtomicBool,
+    /// Signs and checks ServiceAccount tokens.
+    token_keys: RwLock<Arc<TokenKeys>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -30,7 +35,37 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// A node whose ServiceAccount tokens are signed with a key of its own that lives
+    /// as long as the process (use `with_pki` to sign with the CA key, so tokens survive
+    /// restarts).
     pub fn new(service: ObjectService, admin_token: String) -> AppState {
+        let keys = match TokenKeys::ephemeral() {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::error!(error = %e, "no ServiceAccount token key");
+                // Verifies nothing and signs nothing: TokenRequests then fail with a 500.
+                TokenKeys::empty()
+            }
+        };
+        AppState::build(service, admin_token, keys)
+    }
+
+    /// A node that signs ServiceAccount tokens with its CA key (an ECDSA P-256 key) and
+    /// accepts its admin token.
+    pub fn with_pki(service: ObjectService, pki: &NodePki) -> AppState {
+        let keys = TokenKeys::from_key_pem(&pki.ca_key_pem)
+            .or_else(|e| {
+                tracing::warn!(error = %e, "the CA key cannot sign ServiceAccount tokens; verifying with the CA certificate only");
+                TokenKeys::verify_only(&pki.ca_cert_pem)
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "no ServiceAccount token key");
+                TokenKeys::empty()
+            });
+        AppState::build(service, pki.admin_token.clone(), keys)
+    }
+
+    fn build(service: ObjectService, admin_token: String, keys: TokenKeys) -> AppState {
         let registry = service.registry.clone();
         let openapi = OpenApi::build(&registry, service.catalog);
         AppState(Arc::new(Inner {
@@ -40,7 +75,18 @@ impl AppState {
             admin_token,
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
+            token_keys: RwLock::new(Arc::new(keys)),
         }))
+    }
+
+    /// The keys ServiceAccount tokens are signed and checked with.
+    pub fn token_keys(&self) -> Arc<TokenKeys> {
+        self.0.token_keys.read().clone()
+    }
+
+    /// Replaces the ServiceAccount token keys (e.g. with the mesh CA's once known).
+    pub fn set_token_keys(&self, keys: TokenKeys) {
+        *self.0.token_keys.write() = Arc::new(keys);
     }
 
     pub fn set_ready(&self, ready: bool) {
