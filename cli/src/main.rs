@@ -1,5 +1,7 @@
 //! The `beemesh` binary: a thin `main` over one composition root (`node::run`).
 
+mod dev;
+mod membership;
 mod node;
 
 use std::path::PathBuf;
@@ -12,7 +14,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "beemesh", version, about = "A peer-to-peer Kubernetes control plane node")]
+#[command(
+    name = "beemesh",
+    version,
+    about = "A peer-to-peer Kubernetes control plane node"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,6 +28,9 @@ struct Cli {
 enum Command {
     /// Start a node: serves the Kubernetes API over HTTPS from a local fjall replica.
     Up(node::UpArgs),
+    /// Start N local nodes joined into one mesh (child processes on 127.0.0.1) and write
+    /// one kubeconfig with a context per node; Ctrl-C stops them all.
+    Dev(dev::DevArgs),
     /// Print the admin kubeconfig of a node's data directory.
     Kubeconfig {
         #[arg(long)]
@@ -49,10 +58,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(node::run(args))
         }
+        Command::Dev(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(dev::run(args))
+        }
         Command::Kubeconfig { data_dir } => {
             let path = data_dir.join("kubeconfig");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("{}: {e} (has `beemesh up` run here?)", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("{}: {e} (has `beemesh up` run here?)", path.display())
+            })?;
             print!("{text}");
             Ok(())
         }

@@ -1,31 +1,76 @@
 //! The composition root: builds a node from its flags and runs it.
+//!
+//! What `up` prints on stdout is an interface (`beemesh dev` and tests read it), one
+//! `key: value` per line: `api:` the API URL, `p2p:` each p2p address (with
+//! `/p2p/<peer id>`), `kubeconfig:`, `join-token:`, then `ready:` once `/readyz` is 200.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use beemesh_apiserver::pki::NodePki;
 use beemesh_apiserver::state::AppState;
-use beemesh_mesh_backend::Replica;
+use beemesh_mesh_backend::mesh::multiaddr::Protocol;
+use beemesh_mesh_backend::mesh::{Mesh, MeshConfig, MeshError, MeshHandle, Multiaddr};
+use beemesh_mesh_backend::trust::JoinToken;
+use beemesh_mesh_backend::{Replica, ReplicaConfig};
+use beemesh_translator::Registry;
 use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
-use beemesh_translator::Registry;
 use beemesh_workloads::NamespaceController;
 use clap::Args;
 
+use crate::membership::{self, Membership, MeshFiles};
+
+/// A restarted node that meets no member within this time serves from its own replica.
+const STANDALONE_AFTER: Duration = Duration::from_secs(15);
+
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    /// Where the replica, certificates and kubeconfig live.
+    /// Where the replica, certificates, identity and kubeconfig live.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// HTTPS address of the Kubernetes API.
+    /// HTTPS address of the Kubernetes API (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api_listen: SocketAddr,
     /// The node's name (defaults to the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// A p2p address to listen on (repeatable). Default: the ports bound last time, or
+    /// a free TCP and QUIC port on the API's IP.
+    #[arg(long = "p2p-listen", value_name = "MULTIADDR")]
+    pub p2p_listen: Vec<Multiaddr>,
+    /// A member of the mesh to join through (repeatable; any reachable one is enough).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub join: Vec<Multiaddr>,
+    /// The mesh's join token (`DIR/join-token` on any member).
+    #[arg(long = "join-token", value_name = "TOKEN")]
+    pub join_token: Vec<String>,
+    /// A file holding the join token (keeps it out of the process list).
+    #[arg(long = "join-token-file", value_name = "PATH")]
+    pub join_token_file: Option<PathBuf>,
+    /// Discover peers on the local network by mDNS (multicast on every interface).
+    #[arg(long)]
+    pub mdns: bool,
+}
+
+/// The one token the flags name (repeating the same token is fine).
+fn token_of(flags: &[String]) -> anyhow::Result<Option<JoinToken>> {
+    let mut tokens = Vec::new();
+    for text in flags {
+        let token: JoinToken = text.parse().context("--join-token")?;
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+    }
+    match tokens.len() {
+        0 => Ok(None),
+        1 => Ok(tokens.pop()),
+        _ => anyhow::bail!("the --join-token values name different meshes; give one"),
+    }
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -36,22 +81,56 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "beemesh".into())
     });
+    let mut token_flags = args.join_token.clone();
+    if let Some(path) = &args.join_token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--join-token-file {}", path.display()))?;
+        token_flags.push(text.trim().to_string());
+    }
+    let token = token_of(&token_flags)?;
+    let files = MeshFiles::new(&args.data_dir);
+    let membership = membership::establish(&files, &args.join, token.as_ref()).await?;
+    if let Some(member) = membership.admitted_by {
+        tracing::info!(%member, "joined the mesh; certificates come from its CA");
+    }
+
+    // The mesh CA is in DIR/pki now: the API's certificates are issued from it.
     let ip = args.api_listen.ip();
     let mut sans = vec![ip.to_string(), node_name.clone()];
     if ip.is_unspecified() {
         sans.push("127.0.0.1".into());
     }
     let pki = NodePki::load_or_create(&args.data_dir, &sans).context("certificates")?;
-    let replica = Replica::open(&args.data_dir.join("store"), store::replica_config())
-        .context("opening the replica")?;
+    let peer_id = membership.keypair.public().to_peer_id();
+    let replica = Replica::open(
+        &args.data_dir.join("store"),
+        ReplicaConfig {
+            origin: peer_id.to_bytes().into(),
+            ..store::replica_config()
+        },
+    )
+    .context("opening the replica")?;
+    let mesh = start_mesh(&args, &files, &membership, replica.clone()).await?;
+    let bound: Vec<Multiaddr> = mesh
+        .listen_addrs()
+        .into_iter()
+        .map(|mut a| {
+            if matches!(a.iter().last(), Some(Protocol::P2p(_))) {
+                a.pop();
+            }
+            a
+        })
+        .collect();
+    if args.p2p_listen.is_empty()
+        && let Err(e) = files.save_listen(&bound)
+    {
+        tracing::warn!(error = %e, "cannot save the p2p listen addresses");
+    }
+
     let registry = Arc::new(Registry::builtin());
     let catalog = Catalog::builtin();
-    let service = ObjectService::new(ObjectStore::new(replica.clone()), registry.clone(), catalog);
-    service
-        .bootstrap_namespaces()
-        .await
-        .context("creating the system namespaces")?;
-
+    let store = ObjectStore::with_router(replica.clone(), Arc::new(mesh.clone()));
+    let service = ObjectService::new(store, registry.clone(), catalog);
     let state = AppState::new(service.clone(), pki.admin_token.clone());
     let tls = beemesh_apiserver::server::tls_config(&pki)?;
     let listener = tokio::net::TcpListener::bind(args.api_listen)
@@ -68,33 +147,139 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let kubeconfig_path = args.data_dir.join("kubeconfig");
     std::fs::write(&kubeconfig_path, kubeconfig).context("writing kubeconfig")?;
 
-    tokio::spawn(NamespaceController::new(service.clone(), pki.ca_cert_pem.clone()).run());
     let router = beemesh_apiserver::app::router(state.clone());
     let server = tokio::spawn(beemesh_apiserver::server::serve(listener, tls, router));
-    state.set_ready(true);
     println!("beemesh node {node_name} serving the Kubernetes API at {url}");
+    println!("api: {url}");
+    for addr in mesh.listen_addrs() {
+        println!("p2p: {addr}");
+    }
     println!("kubeconfig: {}", kubeconfig_path.display());
-    tracing::info!(%url, node = %node_name, "ready");
+    println!("join-token: {}", files.token().display());
+    tokio::spawn(membership::save_peers_forever(
+        MeshFiles::new(&args.data_dir),
+        mesh.clone(),
+    ));
+    tokio::spawn(become_ready(
+        mesh.clone(),
+        service,
+        state,
+        pki.ca_cert_pem.clone(),
+        node_name.clone(),
+    ));
 
     tokio::select! {
         _ = server => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    mesh.shutdown().await;
     replica.close();
     Ok(())
+}
+
+/// Ready = serving and caught up with the mesh: system namespaces and controllers start
+/// only on a synced replica (a node still catching up would create duplicates).
+async fn become_ready(
+    mesh: MeshHandle,
+    service: ObjectService,
+    state: AppState,
+    ca_pem: String,
+    node_name: String,
+) {
+    let started = std::time::Instant::now();
+    mesh.synced().await;
+    let mut attempt = 0u32;
+    while let Err(e) = service.bootstrap_namespaces().await {
+        attempt += 1;
+        tracing::warn!(error = %e, attempt, "creating the system namespaces failed; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::spawn(NamespaceController::new(service, ca_pem).run());
+    state.set_ready(true);
+    let members = mesh.members().len();
+    println!("ready: {node_name} ({members} members)");
+    tracing::info!(node = %node_name, members, elapsed = ?started.elapsed(), "ready");
+}
+
+/// A free TCP and QUIC port on `ip`.
+fn default_listen(ip: IpAddr) -> Vec<Multiaddr> {
+    let base = Multiaddr::empty().with(match ip {
+        IpAddr::V4(v4) => Protocol::Ip4(v4),
+        IpAddr::V6(v6) => Protocol::Ip6(v6),
+    });
+    vec![
+        base.clone().with(Protocol::Tcp(0)),
+        base.with(Protocol::Udp(0)).with(Protocol::QuicV1),
+    ]
+}
+
+/// Starts the mesh: the flags' listen addresses, else last run's ports on the API's IP
+/// (falling back to fresh ports if they are taken), else fresh ports.
+async fn start_mesh(
+    args: &UpArgs,
+    files: &MeshFiles,
+    membership: &Membership,
+    replica: Arc<Replica>,
+) -> anyhow::Result<MeshHandle> {
+    let local = membership.keypair.public().to_peer_id();
+    let mut join = args.join.clone();
+    for addr in files.saved_peers() {
+        let is_self = addr.iter().any(|p| p == Protocol::P2p(local));
+        if !is_self && !join.contains(&addr) {
+            join.push(addr);
+        }
+    }
+    let mut config = MeshConfig::new(membership.keypair.clone());
+    config.join = join;
+    config.mdns = args.mdns;
+    if membership.restarted {
+        config.standalone_after = Some(STANDALONE_AFTER);
+    }
+    membership::configure(&mut config, membership);
+
+    let fresh = default_listen(args.api_listen.ip());
+    let api_ip = match args.api_listen.ip() {
+        IpAddr::V4(v4) => Protocol::Ip4(v4),
+        IpAddr::V6(v6) => Protocol::Ip6(v6),
+    };
+    let saved: Vec<Multiaddr> = files
+        .saved_listen()
+        .into_iter()
+        .filter(|a| a.iter().next() == Some(api_ip.clone()))
+        .collect();
+    let (listen, fallback) = if !args.p2p_listen.is_empty() {
+        (args.p2p_listen.clone(), None)
+    } else if !saved.is_empty() {
+        (saved, Some(fresh))
+    } else {
+        (fresh, None)
+    };
+    config.listen = listen;
+    match Mesh::start(config.clone(), replica.clone()).await {
+        Ok(mesh) => Ok(mesh),
+        Err(MeshError::Listen { addr, reason }) if fallback.is_some() => {
+            tracing::warn!(%addr, %reason, "last run's p2p port is taken; using a new one");
+            config.listen = fallback.unwrap_or_default();
+            Ok(Mesh::start(config, replica)
+                .await
+                .context("starting the mesh")?)
+        }
+        Err(e) => Err(e).context("starting the mesh"),
+    }
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

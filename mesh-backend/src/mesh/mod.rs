@@ -48,7 +48,7 @@ use crate::router::{CommitError, CommitFuture, WriteRouter};
 pub use config::{AuthorizeFuture, MeshConfig, PeerAuthorizer, load_or_create_keypair};
 pub use join::{AdmitFuture, Admitter, JOIN_PROTOCOL, request_admission};
 pub use libp2p::identity::Keypair;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use behaviour::{MEMBER_SCORE, gossipsub_behaviour};
 pub use routing::MemberView;
 pub use sync::SyncReport;
