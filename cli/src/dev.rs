@@ -41,6 +41,7 @@ struct Started {
 }
 
 struct NodeProcess {
+    index: usize,
     name: String,
     log: PathBuf,
     child: Child,
@@ -128,6 +129,7 @@ fn spawn_node(
         let _ = reports.send(Report::Closed(i)).await;
     });
     Ok(NodeProcess {
+        index: i,
         name,
         log: log_path,
         child,
@@ -151,7 +153,7 @@ async fn follow(
         };
         match report {
             Report::Line(i, line) => {
-                let Some(node) = nodes.get_mut(i - 1) else {
+                let Some(node) = nodes.iter_mut().find(|n| n.index == i) else {
                     continue;
                 };
                 println!("[{}] {line}", node.name);
@@ -177,7 +179,8 @@ async fn follow(
 
 fn log_of(nodes: &[NodeProcess], i: usize) -> String {
     nodes
-        .get(i - 1)
+        .iter()
+        .find(|n| n.index == i)
         .map(|n| n.log.display().to_string())
         .unwrap_or_default()
 }
@@ -190,9 +193,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let exe = std::env::current_exe().context("finding the beemesh binary")?;
     let (report_tx, mut reports) = mpsc::channel(1024);
-    let mut nodes = vec![spawn_node(&exe, &args, 1, None, report_tx.clone())?];
-    let result = async {
-        follow(&mut nodes, &mut reports, |n| n[0].started.ready).await?;
+    // Nodes that ran here before already belong to the mesh and find each other through
+    // the peers they saved: they start together. New nodes join through node-1.
+    let (members, joiners): (Vec<usize>, Vec<usize>) =
+        (1..=args.nodes).partition(|&i| is_member(&args, i));
+    let mut nodes = Vec::new();
+    let startup = async {
+        let first_batch = if members.contains(&1) {
+            members.clone()
+        } else {
+            vec![1]
+        };
+        for &i in &first_batch {
+            nodes.push(spawn_node(&exe, &args, i, None, report_tx.clone())?);
+        }
+        follow(&mut nodes, &mut reports, |n| {
+            n.iter().all(|node| node.started.ready)
+        })
+        .await?;
         let first = &nodes[0].started;
         let join = first
             .p2p
@@ -202,7 +220,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .cloned()
             .ok_or_else(|| anyhow!("node-1 printed no p2p address"))?;
         let token_file = args.data_dir.join(node_name(1)).join("join-token");
-        for i in 2..=args.nodes {
+        for i in joiners
+            .into_iter()
+            .chain(members)
+            .filter(|i| !first_batch.contains(i))
+        {
             let node = spawn_node(
                 &exe,
                 &args,
@@ -216,9 +238,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             n.iter().all(|node| node.started.ready)
         })
         .await?;
+        nodes.sort_by_key(|n| n.index);
         write_kubeconfig(&args, &nodes)
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = startup => result,
+        _ = shutdown_signal() => Err(anyhow!("interrupted while the nodes were starting")),
+    };
     let kubeconfig = match result {
         Ok(path) => path,
         Err(e) => {
@@ -268,6 +294,15 @@ async fn watch_exits(reports: &mut mpsc::Receiver<Report>, nodes: &[NodeProcess]
             None => return anyhow!("node output closed"),
         }
     }
+}
+
+/// Whether node `i` ran in this directory before (it holds the mesh CA).
+fn is_member(args: &DevArgs, i: usize) -> bool {
+    args.data_dir
+        .join(node_name(i))
+        .join("pki")
+        .join("ca.crt")
+        .exists()
 }
 
 /// One kubeconfig, a context per node, current = node-1. The nodes share the mesh CA, so

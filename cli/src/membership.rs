@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use beemesh_mesh_backend::mesh::{
-    Keypair, MeshConfig, MeshHandle, Multiaddr, PeerId, load_or_create_keypair, request_admission,
+    Keypair, MeshConfig, MeshError, MeshHandle, Multiaddr, PeerId, load_or_create_keypair,
+    request_admission,
 };
 use beemesh_mesh_backend::trust::{
     JoinToken, MeshCa, MeshTrust, accept_admission, admission_request,
@@ -280,32 +281,37 @@ pub fn configure(config: &mut MeshConfig, membership: &Membership) {
 /// membership change, and periodically as addresses change), so that a restarted node
 /// finds its mesh again. An empty mesh leaves the file alone.
 pub async fn save_peers_forever(files: MeshFiles, mesh: MeshHandle) {
-    let mut saved = files.saved_peers();
     let mut members = mesh.watch_members();
     loop {
-        let Ok(mut current) = mesh.known_peers().await else {
+        if save_peers(&files, &mesh).await.is_err() {
             return;
-        };
-        current.sort_by_key(|a| a.to_string());
-        current.dedup();
-        current.truncate(MAX_SAVED_PEERS);
-        if !current.is_empty() && current != saved {
-            match write_addrs(&files.peers(), &current) {
-                Ok(()) => saved = current,
-                Err(e) => tracing::warn!(error = %e, "cannot save the mesh's peer addresses"),
-            }
         }
         tokio::select! {
+            // A member is admitted after identify told its addresses: save at once.
             changed = members.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                // Identify reports listen addresses just after a peer joins.
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
             _ = tokio::time::sleep(SAVE_PEERS_EVERY) => {}
         }
     }
+}
+
+/// Saves the current members' addresses if there are any and they changed; `Err` only
+/// when the mesh is gone.
+pub async fn save_peers(files: &MeshFiles, mesh: &MeshHandle) -> Result<(), MeshError> {
+    let mut current = mesh.known_peers().await?;
+    current.sort_by_key(|a| a.to_string());
+    current.dedup();
+    current.truncate(MAX_SAVED_PEERS);
+    if !current.is_empty()
+        && current != files.saved_peers()
+        && let Err(e) = write_addrs(&files.peers(), &current)
+    {
+        tracing::warn!(error = %e, "cannot save the mesh's peer addresses");
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -172,6 +172,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         _ = server => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    let _ = membership::save_peers(&files, &mesh).await;
     mesh.shutdown().await;
     replica.close();
     Ok(())
