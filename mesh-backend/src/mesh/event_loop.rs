@@ -945,6 +945,11 @@ impl EventLoop {
 
     fn publish(&mut self, topic: String, data: Vec<u8>) {
         self.ensure_subscribed(&topic);
+        // Nobody to tell (a mesh of one): skip gossipsub's signing; anti-entropy hands the
+        // change to whoever joins.
+        if !self.peers.values().any(|s| s.auth == Auth::Allowed) {
+            return;
+        }
         self.try_publish(topic, data, Instant::now() + PUBLISH_RETRY_FOR);
     }
 
