@@ -34,7 +34,15 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
+    fn event(&mut self, kind: &str, stored: &Value) -> Bytes {
+        // Objects are stored in their resource's storage version; serve the watched one.
+        let served;
+        let obj = if beemesh_translator::conversion::needs_conversion(&self.res) {
+            served = beemesh_translator::conversion::to_served(&self.res, stored.clone());
+            &served
+        } else {
+            stored
+        };
         let object = match self.output {
             Output::Table { beta } => {
                 let rv = obj

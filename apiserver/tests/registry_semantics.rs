@@ -364,3 +364,137 @@ async fn explicit_empty_optional_strings_are_not_stored() {
     assert_eq!(pvc["spec"]["storageClassName"], "");
     assert!(pvc["spec"].get("volumeName").is_none(), "{pvc}");
 }
+
+// ---------------------------------------------------------------- autoscaling/v1
+
+const HPA_V1: &str = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers";
+const HPA_V2: &str = "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers";
+
+fn hpa_v1(name: &str, cpu: Option<i64>) -> Value {
+    let mut h = json!({
+        "apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "minReplicas": 1, "maxReplicas": 5},
+    });
+    if let Some(cpu) = cpu {
+        h["spec"]["targetCPUUtilizationPercentage"] = json!(cpu);
+    }
+    h
+}
+
+#[tokio::test]
+async fn hpas_are_served_at_v1_and_v2_from_one_object() {
+    let node = Node::start().await;
+    let group = node.get("/apis/autoscaling").send().await.json();
+    assert_eq!(group["preferredVersion"]["version"], "v2", "{group}");
+    let versions: Vec<&str> = group["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    let v1_list = node.get("/apis/autoscaling/v1").send().await.json();
+    assert!(
+        v1_list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "horizontalpodautoscalers"),
+        "{v1_list}"
+    );
+
+    // Written at v1, read at v2 and v1.
+    let created = node.create(HPA_V1, hpa_v1("web", Some(50))).await;
+    assert_eq!(created["apiVersion"], "autoscaling/v1");
+    assert_eq!(created["spec"]["targetCPUUtilizationPercentage"], 50);
+    let v2 = node.get(&format!("{HPA_V2}/web")).send().await.json();
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"],
+        json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 50}}}])
+    );
+    assert_eq!(v2["metadata"]["uid"], created["metadata"]["uid"]);
+    let v1 = node.get(&format!("{HPA_V1}/web")).send().await.json();
+    assert_eq!(v1, created);
+
+    // Without a target, upstream's default cpu target shows at both versions.
+    let bare = node.create(HPA_V1, hpa_v1("bare", None)).await;
+    assert_eq!(bare["spec"]["targetCPUUtilizationPercentage"], 80);
+
+    // A v2 object with more than v1 can say keeps it through a v1 round trip.
+    let rich = json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "rich"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "maxReplicas": 4,
+                 "metrics": [{"type": "Resource", "resource": {"name": "memory",
+                     "target": {"type": "AverageValue", "averageValue": "500Mi"}}}]},
+    });
+    let rich_v2 = node.create(HPA_V2, rich.clone()).await;
+    let rich_v1 = node.get(&format!("{HPA_V1}/rich")).send().await.json();
+    assert!(
+        rich_v1["spec"]
+            .get("targetCPUUtilizationPercentage")
+            .is_none()
+    );
+    assert!(
+        rich_v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
+            .as_str()
+            .unwrap()
+            .contains("500Mi"),
+        "{rich_v1}"
+    );
+    let mut put = rich_v1.clone();
+    put["spec"]["maxReplicas"] = json!(6);
+    let r = node.put(&format!("{HPA_V1}/rich")).json(&put).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let after = node.get(&format!("{HPA_V2}/rich")).send().await.json();
+    assert_eq!(after["spec"]["maxReplicas"], 6);
+    assert_eq!(after["spec"]["metrics"], rich_v2["spec"]["metrics"]);
+    assert!(after["metadata"].get("annotations").is_none(), "{after}");
+
+    // A merge patch at v1 changes the cpu target seen at v2.
+    let r = node
+        .patch(&format!("{HPA_V1}/web"))
+        .merge(&json!({"spec": {"targetCPUUtilizationPercentage": 65}}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["spec"]["targetCPUUtilizationPercentage"], 65);
+    let v2 = node.get(&format!("{HPA_V2}/web")).send().await.json();
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        65
+    );
+
+    // Lists and watches at v1 carry v1 objects.
+    let list = node.get(HPA_V1).send().await.json();
+    assert_eq!(list["kind"], "HorizontalPodAutoscalerList");
+    assert_eq!(list["apiVersion"], "autoscaling/v1");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["apiVersion"] == "autoscaling/v1" && i["spec"].get("metrics").is_none()),
+        "{list}"
+    );
+    let mut w = node
+        .get(&format!("{HPA_V1}?watch=true&resourceVersion=0"))
+        .stream()
+        .await;
+    let first = w.next().await;
+    assert_eq!(first["object"]["apiVersion"], "autoscaling/v1", "{first}");
+    assert!(first["object"]["spec"].get("metrics").is_none(), "{first}");
+
+    // Deleting at v1 answers a v1-shaped Status and removes the one object.
+    let r = node.delete(&format!("{HPA_V1}/web")).send().await;
+    assert_eq!(r.json()["kind"], "Status");
+    node.get(&format!("{HPA_V2}/web"))
+        .send()
+        .await
+        .status_error(404, "NotFound", "not found");
+}

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod conversion;
 pub mod defaulting;
 pub mod error;
 pub mod names;

@@ -322,6 +322,16 @@ const SERVED: &[Served] = &[
         ALL,
         &[STATUS],
     ),
+    // Also served at v1 (not preferred), stored as v2: see `conversion`.
+    (
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        Verbs::All,
+        &["hpa"],
+        ALL,
+        &[STATUS],
+    ),
     (
         "batch",
         "v1",
@@ -722,7 +732,7 @@ mod tests {
             .into_iter()
             .find(|g| g.name == "autoscaling")
             .unwrap();
-        assert_eq!(autoscaling.versions, ["v2"]);
+        assert_eq!(autoscaling.versions, ["v2", "v1"], "v2 preferred");
     }
 
     #[test]
@@ -734,6 +744,7 @@ mod tests {
             .map(|r| r.plural.clone())
             .collect();
         all.sort();
+        all.dedup(); // HPAs are served at two versions
         assert_eq!(
             all,
             [

@@ -13,6 +13,7 @@ pub use beemesh_mesh_backend::{EventKind, SubscriptionEnd};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::conversion;
 use crate::error::{ApiError, Result};
 use crate::registry::ResourceInfo;
 use crate::stored;
@@ -99,6 +100,15 @@ pub fn replica_config() -> ReplicaConfig {
 /// The stored value as a JSON object, or an internal error (never a client's fault).
 pub fn parse_stored(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored object: {e}")))
+}
+
+/// A stored item re-encoded as `res` serves it (for resources served at a version other
+/// than their storage version).
+fn served_bytes(res: &ResourceInfo, stored: &[u8]) -> Result<Bytes> {
+    let served = conversion::to_served(res, parse_stored(stored)?);
+    serde_json::to_vec(&served)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Upstream's reason for an optimistic-concurrency conflict.
@@ -192,7 +202,7 @@ impl ObjectStore {
             .replica
             .get(&object_key(res, namespace, name))?
             .ok_or_else(|| ApiError::not_found(&res.group, &res.plural, name))?;
-        parse_stored(&bytes)
+        Ok(conversion::to_served(res, parse_stored(&bytes)?))
     }
 
     /// Reads one page of a list.
@@ -255,7 +265,11 @@ impl ObjectStore {
                     continue;
                 }
             }
-            items.push(value);
+            items.push(if conversion::needs_conversion(res) {
+                served_bytes(res, &value)?
+            } else {
+                value
+            });
             last_key = Some(key);
         }
         let continue_token = match (more, last_key) {
@@ -322,8 +336,10 @@ impl ObjectStore {
             .ok_or_else(|| ApiError::bad_request("metadata.name is required"))?
             .to_string();
         let key = object_key(res, namespace, &name);
+        let obj = conversion::to_storage(res, obj);
         self.commit(&key, Expected::Absent, false, &obj)
             .await?
+            .map(|stored| conversion::to_served(res, stored))
             .map_err(|_| ApiError::already_exists(&res.group, &res.plural, &name))
     }
 
@@ -342,11 +358,15 @@ impl ObjectStore {
         let key = object_key(res, namespace, name);
         let (current, version) = self.current(res, name, &key)?;
         check_preconditions(res, name, &current, pre, PreconditionSource::ReadBeforeWrite)?;
-        let Some(new) = decide(current.clone())? else {
-            return Ok(current);
+        // `decide` sees and returns the object as `res` serves it; the store keeps the
+        // storage version.
+        let served = conversion::to_served(res, current.clone());
+        let Some(new) = decide(served.clone())? else {
+            return Ok(served);
         };
+        let new = conversion::to_storage(res, new);
         if same_except_version(&current, &new) {
-            return Ok(current);
+            return Ok(served);
         }
         let finalizing = new
             .pointer("/metadata/deletionTimestamp")
@@ -355,6 +375,7 @@ impl ObjectStore {
             && (!is_namespaces(res) || no_finalizers(&new, "/spec/finalizers"));
         self.commit(&key, Expected::Version(version), finalizing, &new)
             .await?
+            .map(|stored| conversion::to_served(res, stored))
             .map_err(|_| ApiError::conflict(&res.group, &res.plural, name, MODIFIED))
     }
 
@@ -378,7 +399,7 @@ impl ObjectStore {
         let conflict = |_| ApiError::conflict(&res.group, &res.plural, name, MODIFIED);
         if has_finalizers {
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok((obj, false));
+                return Ok((conversion::to_served(res, obj), false));
             }
             if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("deletionTimestamp".into(), json!(now));
@@ -388,13 +409,13 @@ impl ObjectStore {
                 .commit(&key, Expected::Version(version), false, &obj)
                 .await?
                 .map_err(conflict)?;
-            return Ok((stored, false));
+            return Ok((conversion::to_served(res, stored), false));
         }
         let stored = self
             .commit(&key, Expected::Version(version), true, &obj)
             .await?
             .map_err(conflict)?;
-        Ok((stored, true))
+        Ok((conversion::to_served(res, stored), true))
     }
 
     /// Starts a watch: the current objects (when `from` is `None`) and then every change
