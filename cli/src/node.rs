@@ -289,3 +289,44 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_token_may_be_repeated_but_two_meshes_are_refused() {
+        let token = |secret: &str| {
+            JoinToken::new(b"ca", secret)
+                .map(|t| t.to_string())
+                .unwrap()
+        };
+        let a = token("0123456789abcdef0123456789abcdef");
+        let b = token("fedcba9876543210fedcba9876543210");
+        assert!(token_of(&[]).unwrap().is_none());
+        assert_eq!(
+            token_of(&[a.clone(), a.clone()])
+                .unwrap()
+                .map(|t| t.to_string()),
+            Some(a.clone())
+        );
+        let two = token_of(&[a, b]).unwrap_err().to_string();
+        assert!(two.contains("different meshes"), "{two}");
+        let bad = format!("{:#}", token_of(&["nonsense".into()]).unwrap_err());
+        assert!(
+            bad.contains("--join-token") && bad.contains("bm1."),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn p2p_listens_by_default_on_the_api_ip_over_tcp_and_quic() {
+        let v4 = default_listen("10.1.2.3".parse().unwrap());
+        assert_eq!(
+            v4.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            ["/ip4/10.1.2.3/tcp/0", "/ip4/10.1.2.3/udp/0/quic-v1"]
+        );
+        let v6 = default_listen("::1".parse().unwrap());
+        assert_eq!(v6[0].to_string(), "/ip6/::1/tcp/0");
+    }
+}
