@@ -2,9 +2,12 @@
 //! mesh of many libp2p nodes, cross-node watch latency on real `beemesh up` processes, and
 //! the time a fresh node takes to join a loaded mesh.
 
+pub mod cluster;
+pub mod join;
 pub mod plot;
 pub mod sim;
 pub mod stats;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,19 @@ pub enum MeshCommand {
     /// Publication delivery latency and hop counts in a simulated mesh of N libp2p nodes
     /// in this process, running the mesh's own gossipsub configuration.
     GossipSim(sim::SimArgs),
+    /// Cross-node watch latency on a mesh of real `beemesh up` processes: writes paced
+    /// through node A, watches on every node.
+    WatchLatency(watch::WatchArgs),
+    /// Time for a fresh node to join a mesh holding N objects and answer `/readyz` 200.
+    JoinTime(join::JoinArgs),
 }
+
+/// Target: at 100 writes/s, p99 watch latency on the other nodes ≤ 50 ms.
+pub const TARGET_WATCH_RATE: u32 = 100;
+pub const TARGET_WATCH_P99_MS: f64 = 50.0;
+/// Target: a fresh node joins a mesh of 100,000 objects and is ready within 5 s.
+pub const TARGET_JOIN_OBJECTS: u64 = 100_000;
+pub const TARGET_JOIN_SECONDS: f64 = 5.0;
 
 /// Target: a 1,000-node mesh delivers to every node with p99 ≤ 1 s.
 pub const TARGET_SIM_NODES: usize = 1000;
@@ -31,6 +46,8 @@ pub const TARGET_SIM_P99_MS: f64 = 1000.0;
 pub async fn run(command: MeshCommand) -> anyhow::Result<()> {
     match command {
         MeshCommand::GossipSim(args) => gossip_sim(args).await,
+        MeshCommand::WatchLatency(args) => watch_latency(args).await,
+        MeshCommand::JoinTime(args) => join_time(args).await,
     }
 }
 
@@ -39,13 +56,27 @@ pub fn results_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
 }
 
+/// What every results file of these benchmarks holds.
 #[derive(Serialize)]
-struct SimReport<'a> {
+struct MeshReport<'a, R: Serialize> {
     date: String,
     machine: Machine,
     method: &'static str,
     command: String,
-    runs: &'a [sim::SimRun],
+    runs: &'a [R],
+}
+
+impl<'a, R: Serialize> MeshReport<'a, R> {
+    fn new(mut machine: Machine, method: &'static str, runs: &'a [R]) -> Self {
+        machine.load_average_end = load_average();
+        MeshReport {
+            date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+            machine,
+            method,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            runs,
+        }
+    }
 }
 
 async fn gossip_sim(args: sim::SimArgs) -> anyhow::Result<()> {
@@ -55,19 +86,15 @@ async fn gossip_sim(args: sim::SimArgs) -> anyhow::Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| results_dir().join("gossip-sim.json"));
-    let mut machine = machine;
-    machine.load_average_end = load_average();
-    let report = SimReport {
-        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+    let report = MeshReport::new(
         machine,
-        method: "N swarms in one process, each with the mesh's gossipsub behaviour \
+        "N swarms in one process, each with the mesh's gossipsub behaviour \
                  (gossipsub_behaviour: config, signing, scoring, member score) and a recorder \
                  instead of a replica; each node dials --dials random earlier nodes; latency = \
                  publish call -> Message event at each node (one clock); hops rebuilt from \
                  first-arrival propagation sources",
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        runs: &runs,
-    };
+        &runs,
+    );
     write_json(&output, &report)?;
     println!("{}", sim_table(&runs));
     let chart_base = output.with_extension("");
@@ -196,6 +223,211 @@ fn sim_charts(runs: &[sim::SimRun], base: &Path) -> anyhow::Result<Vec<PathBuf>>
         Path::new(&hops_base),
     )?);
     Ok(files)
+}
+
+async fn watch_latency(args: watch::WatchArgs) -> anyhow::Result<()> {
+    let machine = Machine::probe();
+    let runs = watch::run(&args).await?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| results_dir().join("watch-latency.json"));
+    let report = MeshReport::new(
+        machine,
+        "real `beemesh up` release processes on 127.0.0.1 (TCP p2p), one mesh; ConfigMap \
+         writes through node A at a fixed open-loop rate over one HTTP/2 connection (creates \
+         with a 1 KiB value and merge-patches of pre-created ConfigMaps), watches on every \
+         node from the revision of a list just before; latency = write answered at A -> \
+         event chunk read from the node's watch, in the bench's clock",
+        &runs,
+    );
+    write_json(&output, &report)?;
+    println!("{}", watch_table(&runs));
+    match watch_chart(&runs, &output.with_extension("")) {
+        Ok(files) => println!("plots: {}", join_paths(&files)),
+        Err(e) => eprintln!("no plot drawn: {e:#}"),
+    }
+    println!("results written to {}", output.display());
+    Ok(())
+}
+
+fn watch_table(runs: &[watch::WatchRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| writes/s | achieved/s | writes ok | write p50 ms | write p99 ms | node | events seen | since answer p50 ms | p90 ms | p99 ms | max ms | before answer | since sent p50 ms | since sent p99 ms |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    for r in runs {
+        for n in &r.nodes {
+            let l = n.since_answered.as_ref();
+            let s = n.since_sent.as_ref();
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {}/{} | {} | {} | {}{} | {}/{} | {} | {} | {} | {} | {} | {} | {} |",
+                r.rate,
+                r.achieved_rate,
+                r.writes_ok,
+                r.writes_planned,
+                f(r.write_latency.as_ref().map(|s| s.p50_ms)),
+                f(r.write_latency.as_ref().map(|s| s.p99_ms)),
+                n.node,
+                if n.writer { " (writer)" } else { "" },
+                n.events_seen,
+                n.events_expected,
+                f(l.map(|s| s.p50_ms)),
+                f(l.map(|s| s.p90_ms)),
+                f(l.map(|s| s.p99_ms)),
+                f(l.map(|s| s.max_ms)),
+                n.before_answer,
+                f(s.map(|s| s.p50_ms)),
+                f(s.map(|s| s.p99_ms)),
+            );
+        }
+    }
+    if let Some(r) = runs.iter().find(|r| r.rate == TARGET_WATCH_RATE) {
+        let others: Vec<&watch::NodeLatency> = r.nodes.iter().filter(|n| !n.writer).collect();
+        let worst = others
+            .iter()
+            .map(|n| {
+                n.since_answered
+                    .as_ref()
+                    .map_or(f64::INFINITY, |s| s.p99_ms)
+            })
+            .fold(f64::NEG_INFINITY, f64::max);
+        let complete = others.iter().all(|n| n.events_seen == n.events_expected);
+        let met = complete && worst <= TARGET_WATCH_P99_MS;
+        let _ = writeln!(
+            out,
+            "\nTarget: at {TARGET_WATCH_RATE} writes/s, p99 (write answered at A -> event on another node) ≤ {TARGET_WATCH_P99_MS:.0} ms — {} (worst other node p99 {worst:.2} ms; every event seen: {complete})",
+            if met { "met" } else { "MISSED" }
+        );
+    }
+    out
+}
+
+fn watch_chart(runs: &[watch::WatchRun], base: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut series = Vec::new();
+    for r in runs {
+        for n in &r.nodes {
+            series.push(Series {
+                label: format!(
+                    "{} writes/s, {}{}",
+                    r.rate,
+                    n.node,
+                    if n.writer { " (writer)" } else { "" }
+                ),
+                points: n.cdf_since_answered.clone(),
+                markers: false,
+                dashed: n.writer,
+            });
+        }
+    }
+    let x_range = watch::cdf_x_range(runs);
+    plot::draw(
+        &Chart {
+            title: "Watch latency CDF, 3-node mesh: write answered at A -> event on each node",
+            x_label: "milliseconds after A answered the write (negative: the node was the key's home)",
+            y_label: "fraction of writes",
+            series: &series,
+            x_range: Some(x_range),
+            y_range: Some((0.0, 1.0)),
+            legend_at: SeriesLabelPosition::LowerRight,
+            x_decimals: 0,
+            y_decimals: 1,
+        },
+        base,
+    )
+}
+
+async fn join_time(args: join::JoinArgs) -> anyhow::Result<()> {
+    let machine = Machine::probe();
+    let runs = join::run(&args).await?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| results_dir().join("join-time.json"));
+    let report = MeshReport::new(
+        machine,
+        match args.mode {
+            join::JoinMode::Processes => {
+                "node-a = `beemesh up` (release) loaded with N ConfigMaps of 1 KiB through its \
+                 API; each fresh node = `beemesh up --join A --join-token-file`, timed from \
+                 spawn to its first /readyz 200 (polled every 10 ms), then its ConfigMap list \
+                 is counted"
+            }
+            join::JoinMode::InProcess => {
+                "two Mesh instances in one process on durable replicas (store::replica_config), \
+                 A filled with N ConfigMap-shaped entries of ~1.2 KiB; timed from Mesh::start of \
+                 the fresh node to MeshHandle::synced()"
+            }
+        },
+        &runs,
+    );
+    write_json(&output, &report)?;
+    println!("{}", join_table(&runs));
+    println!("results written to {}", output.display());
+    Ok(())
+}
+
+fn join_table(runs: &[join::JoinRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| mode | objects | joins | ready s (median) | ready s (each) | API up s (each) | objects on new node | new node RSS MiB |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---|---|---|");
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for r in runs {
+        let _ = writeln!(
+            out,
+            "| {:?} | {} | {} | {:.2} | {} | {} | {} | {} |",
+            r.mode,
+            r.objects,
+            r.ready_seconds.len(),
+            r.ready_median_seconds,
+            list(&r.ready_seconds),
+            if r.api_up_seconds.is_empty() {
+                "-".into()
+            } else {
+                list(&r.api_up_seconds)
+            },
+            r.objects_on_new_node
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if r.new_node_rss_bytes.is_empty() {
+                "-".into()
+            } else {
+                r.new_node_rss_bytes
+                    .iter()
+                    .map(|b| format!("{:.0}", *b as f64 / 1048576.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        );
+    }
+    if let Some(r) = runs.iter().find(|r| r.objects == TARGET_JOIN_OBJECTS) {
+        let met = r.ready_median_seconds <= TARGET_JOIN_SECONDS;
+        let _ = writeln!(
+            out,
+            "\nTarget: a fresh node joins a mesh of {TARGET_JOIN_OBJECTS} objects and is ready in ≤ {TARGET_JOIN_SECONDS:.0} s — {} (median {:.2} s, {:?})",
+            if met { "met" } else { "MISSED" },
+            r.ready_median_seconds,
+            r.mode
+        );
+    }
+    out
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

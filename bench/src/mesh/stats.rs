@@ -45,7 +45,6 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// At most `points` (value, cumulative fraction) pairs of sorted samples, for plotting
 /// and the JSON results (every sample would be too many at 10,000 writes).
-#[allow(dead_code)] // the watch benchmark (next) plots CDFs
 pub fn cdf_points(sorted: &[f64], points: usize) -> Vec<(f64, f64)> {
     let n = sorted.len();
     if n == 0 || points == 0 {
