@@ -419,6 +419,14 @@ async fn hpas_are_served_at_v1_and_v2_from_one_object() {
     assert_eq!(v2["metadata"]["uid"], created["metadata"]["uid"]);
     let v1 = node.get(&format!("{HPA_V1}/web")).send().await.json();
     assert_eq!(v1, created);
+    assert_eq!(
+        v1["status"],
+        json!({"currentReplicas": 0, "desiredReplicas": 0})
+    );
+    // Writing back what was read at v1 changes nothing.
+    let r = node.put(&format!("{HPA_V1}/web")).json(&v1).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(rv(&r.json()), rv(&v1), "a no-op update is not a write");
 
     // Without a target, upstream's default cpu target shows at both versions.
     let bare = node.create(HPA_V1, hpa_v1("bare", None)).await;

@@ -172,7 +172,9 @@ fn hpa_v2_to_v1(mut obj: Value) -> Value {
     if let Some(behavior) = spec2.get("behavior").filter(|b| !b.is_null()) {
         set_annotation(&mut obj, BEHAVIOR_ANNOTATION, behavior);
     }
-    if let Some(status2) = status2.filter(Value::is_object) {
+    // v1's status is a plain struct: always written, with its non-pointer replica counts.
+    {
+        let status2 = status2.unwrap_or_else(|| json!({}));
         let mut status1 = Map::new();
         copy(
             &status2,
@@ -260,8 +262,15 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
         copy(
             &status1,
             &mut status2,
-            &["observedGeneration", "lastScaleTime", "currentReplicas"],
+            &["observedGeneration", "lastScaleTime"],
         );
+        // v2's currentReplicas is omitempty.
+        if let Some(n) = status1
+            .get("currentReplicas")
+            .filter(|n| n.as_i64() != Some(0))
+        {
+            status2.insert("currentReplicas".into(), n.clone());
+        }
         status2.insert(
             "desiredReplicas".into(),
             status1
@@ -287,7 +296,14 @@ fn hpa_v1_to_v2(mut obj: Value) -> Value {
         if let Some(conditions) = annotation_list(&annotations, CONDITIONS_ANNOTATION) {
             status2.insert("conditions".into(), json!(conditions));
         }
-        obj["status"] = Value::Object(status2);
+        // The zero status v1 always shows is no status at all in storage.
+        if Value::Object(status2.clone()) == json!({"desiredReplicas": 0}) {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        } else {
+            obj["status"] = Value::Object(status2);
+        }
     }
     obj
 }
@@ -603,7 +619,11 @@ mod tests {
                 .get("targetCPUUtilizationPercentage")
                 .is_none()
         );
-        assert_eq!(to_served(&hpa_res("v1"), stored), v1);
+        let mut served = v1.clone();
+        served["status"] = json!({"currentReplicas": 0, "desiredReplicas": 0});
+        assert_eq!(to_served(&hpa_res("v1"), stored.clone()), served);
+        // Written back unchanged, it is the same stored object.
+        assert_eq!(to_storage(&hpa_res("v1"), served), stored);
     }
 
     #[test]
