@@ -310,38 +310,59 @@ fn watch_table(runs: &[watch::WatchRun]) -> String {
     out
 }
 
+/// Two CDF charts: latency since A answered each write, and since it was sent.
 fn watch_chart(runs: &[watch::WatchRun], base: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut series = Vec::new();
-    for r in runs {
-        for n in &r.nodes {
-            series.push(Series {
-                label: format!(
-                    "{} writes/s, {}{}",
-                    r.rate,
-                    n.node,
-                    if n.writer { " (writer)" } else { "" }
-                ),
-                points: n.cdf_since_answered.clone(),
-                markers: false,
-                dashed: n.writer,
-            });
+    type Pick = fn(&watch::NodeLatency) -> &[(f64, f64)];
+    let charts: [(&str, &str, &str, Pick); 2] = [
+        (
+            "-cdf-answered",
+            "Watch latency CDF, 3-node mesh: write answered at A -> event on each node",
+            "ms after A answered the write (negative: event came first)",
+            |n| &n.cdf_since_answered,
+        ),
+        (
+            "-cdf-sent",
+            "Watch latency CDF, 3-node mesh: write sent to A -> event on each node",
+            "ms after the write was sent to A",
+            |n| &n.cdf_since_sent,
+        ),
+    ];
+    let mut files = Vec::new();
+    for (suffix, title, x_label, pick) in charts {
+        let mut series = Vec::new();
+        for r in runs {
+            for n in &r.nodes {
+                series.push(Series {
+                    label: format!(
+                        "{} writes/s, {}{}",
+                        r.rate,
+                        n.node,
+                        if n.writer { " (writer)" } else { "" }
+                    ),
+                    points: pick(n).to_vec(),
+                    markers: false,
+                    dashed: n.writer,
+                });
+            }
         }
+        let mut chart_base = base.as_os_str().to_owned();
+        chart_base.push(suffix);
+        files.extend(plot::draw(
+            &Chart {
+                title,
+                x_label,
+                y_label: "fraction of writes",
+                series: &series,
+                x_range: Some(watch::cdf_x_range(runs, pick)),
+                y_range: Some((0.0, 1.0)),
+                legend_at: SeriesLabelPosition::LowerRight,
+                x_decimals: 0,
+                y_decimals: 1,
+            },
+            Path::new(&chart_base),
+        )?);
     }
-    let x_range = watch::cdf_x_range(runs);
-    plot::draw(
-        &Chart {
-            title: "Watch latency CDF, 3-node mesh: write answered at A -> event on each node",
-            x_label: "milliseconds after A answered the write (negative: the node was the key's home)",
-            y_label: "fraction of writes",
-            series: &series,
-            x_range: Some(x_range),
-            y_range: Some((0.0, 1.0)),
-            legend_at: SeriesLabelPosition::LowerRight,
-            x_decimals: 0,
-            y_decimals: 1,
-        },
-        base,
-    )
+    Ok(files)
 }
 
 async fn join_time(args: join::JoinArgs) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 
 use super::cluster::{MeshNode, start_mesh};
-use super::stats::{Summary, cdf_points, quantile};
+use super::stats::{Summary, cdf_points};
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 /// How long after the last answer events may still arrive.
@@ -99,8 +99,9 @@ pub struct NodeLatency {
     pub before_answer: usize,
     /// Write sent to A → event read from this node's watch.
     pub since_sent: Option<Summary>,
-    /// CDF of `since_answered` (ms, fraction), at most 200 points.
+    /// CDFs of `since_answered` and `since_sent` (ms, fraction), at most 200 points each.
     pub cdf_since_answered: Vec<(f64, f64)>,
+    pub cdf_since_sent: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -538,6 +539,7 @@ async fn run_rate(
             before_answer,
             since_sent: Summary::of(&mut since_sent),
             cdf_since_answered: cdf_points(&since_answered, 200),
+            cdf_since_sent: cdf_points(&since_sent, 200),
         });
     }
     let mut write_ms: Vec<f64> = ok
@@ -561,17 +563,68 @@ async fn run_rate(
     })
 }
 
-/// The x range that shows the body of every CDF: up to the largest p99.5, plus a margin.
-pub fn cdf_x_range(runs: &[WatchRun]) -> (f64, f64) {
+/// The x range that shows the body of every CDF picked by `cdf`: from the lowest p0.5 to
+/// the highest p99.5, plus a margin (the extreme tails are in the tables).
+pub fn cdf_x_range(runs: &[WatchRun], cdf: impl Fn(&NodeLatency) -> &[(f64, f64)]) -> (f64, f64) {
     let mut lo: f64 = 0.0;
     let mut hi: f64 = 1.0;
     for n in runs.iter().flat_map(|r| &r.nodes) {
-        let values: Vec<f64> = n.cdf_since_answered.iter().map(|p| p.0).collect();
-        if values.is_empty() {
-            continue;
+        let points = cdf(n);
+        let at = |q: f64| points.iter().find(|p| p.1 >= q).map(|p| p.0);
+        if let (Some(low), Some(high)) = (at(0.005), at(0.995)) {
+            lo = lo.min(low);
+            hi = hi.max(high);
         }
-        lo = lo.min(values[0]);
-        hi = hi.max(quantile(&values, 0.995));
     }
-    (lo - (hi - lo) * 0.02, hi * 1.15)
+    let margin = (hi - lo) * 0.05;
+    (lo - margin, hi + margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(points: Vec<(f64, f64)>) -> NodeLatency {
+        NodeLatency {
+            node: "n".into(),
+            writer: false,
+            events_expected: 0,
+            events_seen: 0,
+            since_answered: None,
+            before_answer: 0,
+            since_sent: None,
+            cdf_since_answered: points.clone(),
+            cdf_since_sent: points,
+        }
+    }
+
+    #[test]
+    fn cdf_range_covers_the_body_not_the_extreme_tails() {
+        let mut values: Vec<f64> = (0..1000).map(|i| f64::from(i) / 100.0).collect();
+        values[0] = -500.0;
+        values[999] = 900.0;
+        let run = WatchRun {
+            rate: 100,
+            seconds: 1.0,
+            writes_planned: 0,
+            writes_ok: 0,
+            writes_failed: 0,
+            first_error: None,
+            creates: 0,
+            updates: 0,
+            achieved_rate: 0.0,
+            schedule_slip_ms: 0.0,
+            write_latency: None,
+            nodes: vec![node(cdf_points(&values, 1000))],
+        };
+        let (lo, hi) = cdf_x_range(&[run], |n| &n.cdf_since_sent);
+        assert!(lo < 0.0 && lo > -1.0, "{lo}");
+        assert!(hi > 9.9 && hi < 11.0, "{hi}");
+    }
+
+    #[test]
+    fn created_values_have_the_asked_size() {
+        assert_eq!(value_of(3, 1024).len(), 1024);
+        assert_ne!(value_of(3, 64), value_of(4, 64));
+    }
 }
