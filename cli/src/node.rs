@@ -131,7 +131,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let catalog = Catalog::builtin();
     let store = ObjectStore::with_router(replica.clone(), Arc::new(mesh.clone()));
     let service = ObjectService::new(store, registry.clone(), catalog);
-    let state = AppState::new(service.clone(), pki.admin_token.clone());
+    // ServiceAccount tokens are signed with the mesh CA key, which every member holds,
+    // so a token issued by one node verifies on all of them and across restarts.
+    let state = AppState::with_pki(service.clone(), &pki);
     let tls = beemesh_apiserver::server::tls_config(&pki)?;
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
@@ -166,6 +168,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         state,
         pki.ca_cert_pem.clone(),
         node_name.clone(),
+        local,
     ));
 
     tokio::select! {
@@ -186,6 +189,7 @@ async fn become_ready(
     state: AppState,
     ca_pem: String,
     node_name: String,
+    api: std::net::SocketAddr,
 ) {
     let started = std::time::Instant::now();
     mesh.synced().await;
@@ -194,6 +198,9 @@ async fn become_ready(
         attempt += 1;
         tracing::warn!(error = %e, attempt, "creating the system namespaces failed; retrying");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Err(e) = service.bootstrap_api_endpoints(api).await {
+        tracing::warn!(error = %e, "registering this API server in the kubernetes Endpoints failed");
     }
     tokio::spawn(NamespaceController::new(service, ca_pem).run());
     state.set_ready(true);
