@@ -134,11 +134,7 @@ pub async fn handle(
         (&Method::PUT, Some(name), sub @ (None | Some("status") | Some("finalize"))) => {
             verb_allowed("update")?;
             let output = negotiate::negotiate(accept, false)?;
-            let part = if sub == Some("status") {
-                Part::Status
-            } else {
-                Part::Main
-            };
+            let part = Part::of(sub);
             update(
                 &state,
                 &target,
@@ -154,11 +150,7 @@ pub async fn handle(
         (&Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             verb_allowed("patch")?;
             let output = negotiate::negotiate(accept, false)?;
-            let part = if sub == Some("status") {
-                Part::Status
-            } else {
-                Part::Main
-            };
+            let part = Part::of(sub);
             patch(
                 &state,
                 &target,

@@ -429,6 +429,16 @@ impl Replica {
         }
     }
 
+    /// Replicated bytes as this node stores them at `revision` (the configured stamp).
+    fn stamp(&self, bytes: Bytes, revision: u64) -> Bytes {
+        match &self.config.stamper {
+            Some(stamper) => stamper.0(&bytes, revision)
+                .map(Bytes::from)
+                .unwrap_or(bytes),
+            None => bytes,
+        }
+    }
+
     fn version_locked(&self, key: &[u8]) -> Result<Option<(Version, bool)>, ReplicaError> {
         Ok(self
             .versions
@@ -546,10 +556,7 @@ impl Replica {
                 }));
             }
             let next = *rev + 1;
-            let stored = match &self.config.stamper {
-                Some(stamper) => stamper.0(&value, next).map(Bytes::from).unwrap_or(value),
-                None => value,
-            };
+            let stored = self.stamp(value, next);
             let version = Version {
                 hlc: self
                     .hlc
@@ -611,12 +618,7 @@ impl Replica {
                 self.queue_sync(Vec::new())?
             } else {
                 let next = *rev + 1;
-                let value = match &self.config.stamper {
-                    Some(stamper) => stamper.0(&entry.value, next)
-                        .map(Bytes::from)
-                        .unwrap_or_else(|| entry.value.clone()),
-                    None => entry.value.clone(),
-                };
+                let value = self.stamp(entry.value.clone(), next);
                 let event = Event {
                     revision: next,
                     kind: if entry.deleted {
@@ -689,12 +691,7 @@ impl Replica {
                     } else {
                         entry.value.clone()
                     };
-                    let value = match &self.config.stamper {
-                        Some(stamper) => stamper.0(&replicated, next)
-                            .map(Bytes::from)
-                            .unwrap_or(replicated),
-                        None => replicated,
-                    };
+                    let value = self.stamp(replicated, next);
                     if entry.deleted {
                         batch.remove(&self.objects, entry.key.as_ref());
                     } else {

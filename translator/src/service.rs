@@ -23,6 +23,17 @@ pub enum Part {
     Status,
 }
 
+impl Part {
+    /// The part a subresource path segment addresses (`status`, or the object itself).
+    pub fn of(subresource: Option<&str>) -> Part {
+        if subresource == Some("status") {
+            Part::Status
+        } else {
+            Part::Main
+        }
+    }
+}
+
 /// Options every write carries.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
