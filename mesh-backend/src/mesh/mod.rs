@@ -334,9 +334,11 @@ impl MeshHandle {
         };
         let replica = &self.shared.replica;
         replica.apply(entry.clone()).await?;
+        // A local tombstone keeps no value: a delete answers with the final state the
+        // home sent (what DELETE returns to the client), stamped with the home's revision.
         let stored = replica
             .entry(key)?
-            .filter(|e| e.version == entry.version)
+            .filter(|e| e.version == entry.version && !e.deleted)
             .unwrap_or(entry);
         Ok(Ok(stored))
     }

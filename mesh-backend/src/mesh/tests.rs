@@ -230,7 +230,12 @@ async fn racing_updates_through_two_nodes_have_one_winner() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_delete_propagates_and_leaves_tombstones() {
     let (a, b, c) = three_nodes().await;
-    let key = "/apps/deployments/default/doomed";
+    // Deleted through c while another node is home: the delete is forwarded.
+    let key = (0..)
+        .map(|i| format!("/apps/deployments/default/doomed-{i}"))
+        .find(|k| c.mesh.home_of(k.as_bytes()) != c.peer())
+        .unwrap();
+    let key = key.as_str();
     let created = b
         .mesh
         .commit(key.as_bytes(), Expected::Absent, false, value("x"))
@@ -253,6 +258,8 @@ async fn a_delete_propagates_and_leaves_tombstones() {
         .unwrap()
         .unwrap();
     assert!(gone.deleted);
+    // The answer carries the object's final state (DELETE returns it to clients).
+    assert_eq!(gone.value, value("x"));
     assert_eq!(c.replica.get(key.as_bytes()).unwrap(), None);
     eventually("delete everywhere", Duration::from_secs(3), || {
         [&a, &b, &c].iter().all(|n| {
