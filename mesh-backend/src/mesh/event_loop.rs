@@ -115,6 +115,16 @@ impl PeerState {
     }
 }
 
+/// A member whose last connection closed (a crash, a restart, a network cut): dialled
+/// again with backoff, so a mesh heals after a partition from both sides (a side that still
+/// has members would otherwise never look for the other).
+struct LostMember {
+    addrs: Vec<Multiaddr>,
+    since: Instant,
+    next_dial: Instant,
+    backoff: Duration,
+}
+
 enum Pending {
     Client(oneshot::Sender<Result<RpcResponse, MeshError>>),
     Hello,
@@ -140,6 +150,13 @@ const AUTH_DEADLINE: Duration = Duration::from_secs(30);
 /// Admission requests handled at once (each is cheap; this bounds abuse).
 const MAX_ADMISSIONS: usize = 4;
 const TICK: Duration = Duration::from_millis(200);
+/// First redial of a lost member after this, doubling up to [`LOST_REDIAL_MAX`].
+const LOST_REDIAL_FIRST: Duration = Duration::from_secs(1);
+const LOST_REDIAL_MAX: Duration = Duration::from_secs(4);
+/// A lost member not seen again for this long is forgotten (saved peers and `--join`
+/// still find it after a restart).
+const LOST_FORGET_AFTER: Duration = Duration::from_secs(3600);
+const MAX_LOST: usize = 1024;
 const APPLY_QUEUE: usize = 4096;
 
 pub struct EventLoop {
@@ -156,6 +173,7 @@ pub struct EventLoop {
     admissions: Arc<Semaphore>,
     credential_requests: HashMap<OutboundRequestId, PeerId>,
     peers: HashMap<PeerId, PeerState>,
+    lost: HashMap<PeerId, LostMember>,
     denied: HashMap<PeerId, Instant>,
     pending: HashMap<OutboundRequestId, Pending>,
     listeners: usize,
@@ -219,6 +237,7 @@ impl EventLoop {
             admissions: Arc::new(Semaphore::new(MAX_ADMISSIONS)),
             credential_requests: HashMap::new(),
             peers: HashMap::new(),
+            lost: HashMap::new(),
             denied: HashMap::new(),
             pending: HashMap::new(),
             listeners: config.listen.len(),
@@ -376,6 +395,7 @@ impl EventLoop {
                 let _ = self.swarm.dial(addr);
             }
         }
+        self.redial_lost(now);
         if has_members && now.duration_since(self.last_bootstrap) >= Duration::from_secs(60) {
             self.last_bootstrap = now;
             let _ = self.swarm.behaviour_mut().kad.bootstrap();
@@ -394,6 +414,49 @@ impl EventLoop {
         }
     }
 
+    fn remember_lost(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if addrs.is_empty() || (self.lost.len() >= MAX_LOST && !self.lost.contains_key(&peer)) {
+            return;
+        }
+        let now = Instant::now();
+        self.lost.insert(
+            peer,
+            LostMember {
+                addrs,
+                since: now,
+                next_dial: now + LOST_REDIAL_FIRST,
+                backoff: LOST_REDIAL_FIRST,
+            },
+        );
+    }
+
+    /// Dials the lost members that are due (a connection removes them from the list).
+    fn redial_lost(&mut self, now: Instant) {
+        self.lost
+            .retain(|_, lost| now.duration_since(lost.since) < LOST_FORGET_AFTER);
+        let due: Vec<(PeerId, Vec<Multiaddr>)> = self
+            .lost
+            .iter_mut()
+            .filter(|(_, lost)| lost.next_dial <= now)
+            .map(|(peer, lost)| {
+                lost.backoff = (lost.backoff * 2).min(LOST_REDIAL_MAX);
+                lost.next_dial = now + lost.backoff;
+                (*peer, lost.addrs.clone())
+            })
+            .collect();
+        for (peer, addrs) in due {
+            if self.denied.contains_key(&peer) {
+                continue;
+            }
+            let _ = self.swarm.dial(
+                DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build(),
+            );
+        }
+    }
+
     fn on_swarm_event(&mut self, event: SwarmEvent<MeshBehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
@@ -404,6 +467,7 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
+                self.lost.remove(&peer_id);
                 let state = self.peers.entry(peer_id).or_insert_with(PeerState::new);
                 state.connections += 1;
                 if state.auth != Auth::Allowed {
@@ -426,6 +490,9 @@ impl EventLoop {
                 if num_established == 0
                     && let Some(state) = self.peers.remove(&peer_id)
                 {
+                    if state.auth == Auth::Allowed {
+                        self.remember_lost(peer_id, state.addrs.clone());
+                    }
                     for (_, channel) in state.queued {
                         let _ = self
                             .swarm

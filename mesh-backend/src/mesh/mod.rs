@@ -45,11 +45,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::replica::{CasConflict, Entry, Expected, Replica, ReplicaError};
 use crate::router::{CommitError, CommitFuture, WriteRouter};
 
+pub use behaviour::{MEMBER_SCORE, gossipsub_behaviour};
 pub use config::{AuthorizeFuture, MeshConfig, PeerAuthorizer, load_or_create_keypair};
 pub use join::{AdmitFuture, Admitter, JOIN_PROTOCOL, request_admission};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
-pub use behaviour::{MEMBER_SCORE, gossipsub_behaviour};
 pub use routing::MemberView;
 pub use sync::SyncReport;
 pub use wire::{MAX_VALUE_BYTES, topic_of};

@@ -380,6 +380,34 @@ async fn late_and_restarted_nodes_catch_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn members_redial_a_member_that_comes_back() {
+    let (a, b, c) = three_nodes().await;
+    let mut c_listen = tcp_addr(&c.mesh);
+    if matches!(c_listen.iter().last(), Some(Protocol::P2p(_))) {
+        c_listen.pop();
+    }
+    c.mesh.shutdown().await;
+    eventually("c left", Duration::from_secs(10), || {
+        a.mesh.members().len() == 2 && b.mesh.members().len() == 2
+    })
+    .await;
+    // Nothing else is under way that could dial C (a forward, a sync round).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // C comes back on its old address but knows nobody to join: A and B, which still
+    // have each other, must look for it.
+    let mut again = config(c.keypair.clone(), Vec::new());
+    again.listen = vec![c_listen];
+    let restarted = Mesh::start(again, c.replica.clone()).await.unwrap();
+    let took = eventually("a and b redialled c", Duration::from_secs(5), || {
+        a.mesh.members().len() == 3 && b.mesh.members().len() == 3
+    })
+    .await;
+    println!("members found the returning node {took:?} after it listened again");
+    restarted.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_node_pulls_2000_entries() {
     let a = start(&[]).await;
     let started = Instant::now();
