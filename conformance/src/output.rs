@@ -245,9 +245,8 @@ mod tests {
 
     #[test]
     fn keeps_multi_word_headers_and_empty_cells() {
-        let text = "NAME   SHORTNAMES   APIVERSION   NAMESPACED   KIND\n\
-                    bindings              v1           true         Binding\n\
-                    pods   po           v1           true         Pod\n";
+        // As kubectl prints it: every column as wide as its widest cell plus three spaces.
+        let text = "NAME       SHORTNAMES   APIVERSION   NAMESPACED   KIND\nbindings                v1           true         Binding\npods       po           v1           true         Pod\n";
         let t = Table::parse(text).unwrap();
         assert_eq!(t.cell("bindings", "SHORTNAMES"), "");
         assert_eq!(t.cell("bindings", "KIND"), "Binding");
