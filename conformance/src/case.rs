@@ -51,16 +51,41 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
         }
     };
     let ctx = Ctx { kubectl, node };
+    let failed = |_: &str| eprintln!("--- node log (tail) ---\n{}", ctx.node.log_tail(30));
+    run_recorded_with(
+        case,
+        &client,
+        || {
+            body(&ctx);
+            String::new()
+        },
+        failed,
+    );
+}
+
+/// Runs a case that sets up its own nodes and clients (a mesh, containers) and records
+/// PASS with the note `body` returns (measurements, e.g. `B 12 ms, C 15 ms`), SKIP when it
+/// called [`skip`], or FAIL with where and why it panicked (re-panicking, so the test fails).
+pub fn run_recorded(case: &str, client: &str, body: impl FnOnce() -> String) {
+    run_recorded_with(case, client, body, |_| {});
+}
+
+fn run_recorded_with(
+    case: &str,
+    client: &str,
+    body: impl FnOnce() -> String,
+    on_failure: impl FnOnce(&str),
+) {
     remember_panic_locations();
-    match catch_unwind(AssertUnwindSafe(|| body(&ctx))) {
-        Ok(()) => record(Verdict::Pass, case, &client, ""),
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(note) => record(Verdict::Pass, case, client, &note),
         Err(payload) if payload.is::<Skipped>() => {
             let why = payload
                 .downcast_ref::<Skipped>()
                 .map(|s| s.0.clone())
                 .unwrap_or_default();
             eprintln!("SKIP {case} [{client}]: {why}");
-            record(Verdict::Skip, case, &client, &why);
+            record(Verdict::Skip, case, client, &why);
         }
         Err(payload) => {
             let location = LAST_PANIC_AT.with(|l| l.borrow_mut().take());
@@ -68,8 +93,8 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
                 Some(at) => format!("{at}: {}", panic_message(payload.as_ref())),
                 None => panic_message(payload.as_ref()),
             };
-            record(Verdict::Fail, case, &client, &message);
-            eprintln!("--- node log (tail) ---\n{}", ctx.node.log_tail(30));
+            record(Verdict::Fail, case, client, &message);
+            on_failure(&message);
             resume_unwind(payload);
         }
     }

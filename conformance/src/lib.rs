@@ -3,18 +3,22 @@
 //!
 //! The suite's cases live in `tests/`; this library only knows how to run them.
 
+pub mod api;
 pub mod case;
+pub mod docker;
 pub mod json;
 pub mod kubectl;
 pub mod locate;
+pub mod mesh;
 pub mod node;
 pub mod output;
 pub mod report;
 pub mod wait;
 
-pub use case::{Ctx, run_case, skip};
+pub use case::{Ctx, run_case, run_recorded, skip};
 pub use json::{field, has};
 pub use kubectl::{Kubectl, Running};
+pub use mesh::{Mesh, MeshNode};
 pub use node::Node;
 pub use output::{Output, Table};
 pub use wait::eventually;
