@@ -86,6 +86,12 @@ impl DockerScope {
         let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
         std::fs::create_dir_all(context.join("etc")).map_err(|e| io("image context", e))?;
         std::fs::create_dir_all(context.join("tmp")).map_err(|e| io("image context", e))?;
+        // The container may run as a non-root user (the owner of its data directory).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(context.join("tmp"), std::fs::Permissions::from_mode(0o1777))
+                .map_err(|e| io("image context", e))?;
+        }
         std::fs::write(
             context.join("etc/passwd"),
             "root:x:0:0:root:/:/nonexistent\n",
