@@ -310,57 +310,60 @@ fn watch_table(runs: &[watch::WatchRun]) -> String {
     out
 }
 
-/// Two CDF charts: latency since A answered each write, and since it was sent.
+/// Per rate, two CDF charts (latency since A answered each write, and since it was sent),
+/// each with a line per node: rates differ by an order of magnitude, so they get their own
+/// x axes.
 fn watch_chart(runs: &[watch::WatchRun], base: &Path) -> anyhow::Result<Vec<PathBuf>> {
     type Pick = fn(&watch::NodeLatency) -> &[(f64, f64)];
-    let charts: [(&str, &str, &str, Pick); 2] = [
+    let metrics: [(&str, &str, &str, Pick); 2] = [
         (
-            "-cdf-answered",
-            "Watch latency CDF, 3-node mesh: write answered at A -> event on each node",
-            "ms after A answered the write (negative: event came first)",
+            "cdf-answered",
+            "answered at A -> event",
+            "ms after A answered the write (negative: the event came first)",
             |n| &n.cdf_since_answered,
         ),
         (
-            "-cdf-sent",
-            "Watch latency CDF, 3-node mesh: write sent to A -> event on each node",
+            "cdf-sent",
+            "sent to A -> event",
             "ms after the write was sent to A",
             |n| &n.cdf_since_sent,
         ),
     ];
     let mut files = Vec::new();
-    for (suffix, title, x_label, pick) in charts {
-        let mut series = Vec::new();
-        for r in runs {
-            for n in &r.nodes {
-                series.push(Series {
-                    label: format!(
-                        "{} writes/s, {}{}",
-                        r.rate,
-                        n.node,
-                        if n.writer { " (writer)" } else { "" }
-                    ),
+    for r in runs {
+        for (suffix, what, x_label, pick) in metrics {
+            let series: Vec<Series> = r
+                .nodes
+                .iter()
+                .map(|n| Series {
+                    label: format!("{}{}", n.node, if n.writer { " (writer)" } else { "" }),
                     points: pick(n).to_vec(),
                     markers: false,
                     dashed: n.writer,
-                });
-            }
+                })
+                .collect();
+            let title = format!(
+                "Watch latency CDF, {}-node mesh, {} writes/s via A: {what}",
+                r.nodes.len(),
+                r.rate
+            );
+            let mut chart_base = base.as_os_str().to_owned();
+            chart_base.push(format!("-{}-{suffix}", r.rate));
+            files.extend(plot::draw(
+                &Chart {
+                    title: &title,
+                    x_label,
+                    y_label: "fraction of writes",
+                    series: &series,
+                    x_range: Some(watch::cdf_x_range(std::slice::from_ref(r), pick)),
+                    y_range: Some((0.0, 1.0)),
+                    legend_at: SeriesLabelPosition::LowerRight,
+                    x_decimals: 1,
+                    y_decimals: 1,
+                },
+                Path::new(&chart_base),
+            )?);
         }
-        let mut chart_base = base.as_os_str().to_owned();
-        chart_base.push(suffix);
-        files.extend(plot::draw(
-            &Chart {
-                title,
-                x_label,
-                y_label: "fraction of writes",
-                series: &series,
-                x_range: Some(watch::cdf_x_range(runs, pick)),
-                y_range: Some((0.0, 1.0)),
-                legend_at: SeriesLabelPosition::LowerRight,
-                x_decimals: 0,
-                y_decimals: 1,
-            },
-            Path::new(&chart_base),
-        )?);
     }
     Ok(files)
 }

@@ -139,7 +139,7 @@ fn render<DB: DrawingBackend>(
         .y_range
         .unwrap_or_else(|| fit(points().map(|p| p.1), true));
     let mut ctx = ChartBuilder::on(&root)
-        .caption(chart.title, ("sans-serif", 26))
+        .caption(chart.title, ("sans-serif", 24))
         .margin(18)
         .x_label_area_size(56)
         .y_label_area_size(80)
