@@ -872,6 +872,7 @@ async fn watch_from_a_compacted_revision_is_an_error_event_410() {
     let node = Node::with_config(ReplicaConfig {
         durable: false,
         history_events: 4,
+        revision_epoch: false,
         ..beemesh_translator::store::replica_config()
     })
     .await;

@@ -22,6 +22,9 @@ use crate::version::{Hlc, Version};
 
 const META_REVISION: &[u8] = b"revision";
 const META_ORIGIN: &[u8] = b"origin";
+/// Revisions are `epoch << REVISION_LOCAL_BITS | counter`; the epoch is per replica.
+const REVISION_LOCAL_BITS: u32 = 40;
+const REVISION_EPOCH_BITS: u32 = 22;
 
 /// Errors of the storage layer (I/O, corruption). Client mistakes are not errors here.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +128,9 @@ pub struct ReplicaConfig {
     pub memtable_bytes: u64,
     /// This node's id in versions it assigns; empty = a persisted random id.
     pub origin: Bytes,
+    /// Start a new replica's revisions in a random epoch (high bits), so nodes of a mesh
+    /// never issue the same resourceVersion. Off: revisions start at 1 (tests read better).
+    pub revision_epoch: bool,
     /// How replicated bytes are stamped with the local revision.
     pub stamper: Option<Stamper>,
 }
@@ -138,6 +144,7 @@ impl Default for ReplicaConfig {
             cache_bytes: 16 << 20,
             memtable_bytes: 16 << 20,
             origin: Bytes::new(),
+            revision_epoch: false,
             stamper: None,
         }
     }
@@ -301,7 +308,17 @@ impl Replica {
                     .map_err(|_| ReplicaError::CorruptRevision)?;
                 u64::from_be_bytes(arr)
             }
-            None => 0,
+            // A new replica starts its revisions at a random multiple of 2^40, so no two
+            // nodes issue the same resourceVersion: one from another node is recognisably
+            // foreign (410 on watch, 409 on a conditional write) instead of silently
+            // meaning something else here.
+            None if !config.revision_epoch => 0,
+            None => {
+                let epoch = u64::from_be_bytes(rand_id()[..8].try_into().unwrap_or([0; 8]));
+                let base = (epoch % ((1 << REVISION_EPOCH_BITS) - 1) + 1) << REVISION_LOCAL_BITS;
+                meta.insert(META_REVISION, base.to_be_bytes().as_slice())?;
+                base
+            }
         };
         let (live, _) = broadcast::channel(65_536);
         let (sync_tx, sync_rx) = std_mpsc::channel::<PendingSync>();
@@ -334,6 +351,12 @@ impl Replica {
     /// The last assigned revision.
     pub fn revision(&self) -> u64 {
         *self.revision.lock()
+    }
+
+    /// Whether `revision` could have been issued by this replica (same revision epoch).
+    /// Revisions of other nodes are not comparable with ours.
+    pub fn issued_here(&self, revision: u64) -> bool {
+        revision >> REVISION_LOCAL_BITS == self.revision() >> REVISION_LOCAL_BITS
     }
 
     /// The oldest revision a watch may start from (exclusive lower bound).
@@ -1196,5 +1219,27 @@ mod tests {
         let ev = sub.next().await.unwrap();
         assert_eq!(ev.kind, EventKind::Delete);
         assert_eq!(ev.value, Bytes::from_static(b"v1"));
+    }
+
+    #[tokio::test]
+    async fn revision_epochs_make_other_replicas_revisions_foreign() {
+        let (da, db_) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cfg = || ReplicaConfig {
+            revision_epoch: true,
+            ..ReplicaConfig::default()
+        };
+        let a = Replica::open(da.path(), cfg()).unwrap();
+        let b = Replica::open(db_.path(), cfg()).unwrap();
+        let (ra, ()) = a.write(b"k", put("x")).await.unwrap().unwrap();
+        let (rb, ()) = b.write(b"k", put("x")).await.unwrap().unwrap();
+        assert_ne!(ra, rb);
+        assert!(a.issued_here(ra) && !a.issued_here(rb));
+        assert!(b.issued_here(rb) && !b.issued_here(ra));
+        // The epoch survives a restart.
+        a.close();
+        drop(a);
+        let a = Replica::open(da.path(), cfg()).unwrap();
+        assert!(a.issued_here(ra));
+        assert_eq!(a.revision(), ra);
     }
 }

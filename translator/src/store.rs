@@ -93,6 +93,7 @@ pub struct ObjectStore {
 pub fn replica_config() -> ReplicaConfig {
     ReplicaConfig {
         stamper: Some(stored::stamper()),
+        revision_epoch: true,
         ..ReplicaConfig::default()
     }
 }
@@ -123,6 +124,14 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 pub fn parse_resource_version(rv: &str) -> Result<u64> {
     rv.parse::<u64>()
         .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv:?}")))
+}
+
+/// A resourceVersion another node issued: revisions are per node, so the client must
+/// re-list here (informers do on 410).
+fn foreign_resource_version(rv: u64) -> ApiError {
+    ApiError::gone(format!(
+        "too old resource version: {rv} (it was issued by another node; re-list from this node)"
+    ))
 }
 
 /// A revision this node has not reached: upstream's 504 (`storage.NewTooLargeResourceVersionError`
@@ -221,6 +230,12 @@ impl ObjectStore {
                 (view, Some(start))
             }
             _ => {
+                if let ReadAt::NotOlderThan(rv) | ReadAt::Exact(rv) = req.read_at
+                    && rv != 0
+                    && !self.replica.issued_here(rv)
+                {
+                    return Err(foreign_resource_version(rv));
+                }
                 let view = match req.read_at {
                     ReadAt::Latest => self.replica.view(),
                     ReadAt::NotOlderThan(rv) => {
@@ -434,6 +449,9 @@ impl ObjectStore {
             ))
         };
         match from {
+            Some(rv) if rv != 0 && !self.replica.issued_here(rv) => {
+                Err(foreign_resource_version(rv))
+            }
             Some(rv) => {
                 let sub = self.replica.subscribe(rv).ok_or_else(|| too_old(rv))?;
                 Ok(WatchSource {
@@ -570,7 +588,11 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, ObjectStore) {
         let dir = tempfile::tempdir().unwrap();
-        let r = Replica::open(dir.path(), replica_config()).unwrap();
+        let config = ReplicaConfig {
+            revision_epoch: false,
+            ..replica_config()
+        };
+        let r = Replica::open(dir.path(), config).unwrap();
         (dir, ObjectStore::new(r))
     }
 

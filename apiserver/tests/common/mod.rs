@@ -36,6 +36,7 @@ impl Node {
     pub async fn start() -> Node {
         Node::with_config(ReplicaConfig {
             durable: false,
+            revision_epoch: false,
             ..beemesh_translator::store::replica_config()
         })
         .await
