@@ -18,6 +18,10 @@ pub enum CommitError {
     /// The key's home could not be reached or did not answer in time; nothing was written.
     #[error("the home node of this object is unavailable: {0}")]
     Unavailable(String),
+    /// The home got the request but did not answer in time: the write may or may not
+    /// have happened there.
+    #[error("the home node of this object did not answer in time: {0}")]
+    Timeout(String),
 }
 
 /// The outcome of a commit: the entry as stored in *this* node's replica, or a conflict.

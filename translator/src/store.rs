@@ -336,6 +336,9 @@ impl ObjectStore {
             Err(CommitError::Unavailable(why)) => Err(ApiError::ServiceUnavailable {
                 message: format!("the write could not be committed: {why}"),
             }),
+            Err(CommitError::Timeout(why)) => Err(ApiError::Timeout {
+                message: format!("the write's outcome is unknown: {why}"),
+            }),
             Err(CommitError::Replica(e)) => Err(e.into()),
         }
     }

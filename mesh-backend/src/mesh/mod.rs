@@ -449,6 +449,7 @@ impl WriteRouter for MeshHandle {
                 .await
                 .map_err(|e| match e {
                     MeshError::Replica(e) => CommitError::Replica(e),
+                    e @ MeshError::Timeout { .. } => CommitError::Timeout(e.to_string()),
                     other => CommitError::Unavailable(other.to_string()),
                 })
         })
