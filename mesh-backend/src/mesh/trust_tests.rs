@@ -144,9 +144,10 @@ async fn only_peers_with_a_certificate_of_this_mesh_become_members() {
         assert!(outsider.replica.get(key.as_bytes()).unwrap().is_none());
         assert!(outsider.replica.version(key.as_bytes()).unwrap().is_none());
     }
+    // The version names the member that assigned it: the key's home (a or b, by peer id).
     assert_eq!(
         entry.version.origin.as_ref(),
-        a.peer().to_bytes().as_slice()
+        a.mesh.home_of(key.as_bytes()).to_bytes().as_slice()
     );
 }
 
