@@ -741,11 +741,13 @@ async fn malformed_and_forged_publications_are_rejected() {
     })
     .await;
     assert!(sent, "the fake peer got to publish");
+    // The counter moves once the apply is durable, a moment after the value is readable.
     eventually("valid publication applied", Duration::from_secs(5), || {
         real.replica
             .get(b"/apps/deployments/default/ok")
             .unwrap()
             .is_some()
+            && real.mesh.stats().publications_applied == 1
     })
     .await;
     let stats = real.mesh.stats();
