@@ -632,6 +632,7 @@ mod tests {
             }],
             list_kind: "WidgetList".into(),
             definition: String::new(),
+            custom: None,
         };
         reg.insert(mk("v2"));
         reg.insert(mk("v1"));

@@ -25,14 +25,19 @@ fn bytes_response(content_type: &str, body: Vec<u8>) -> Response {
 /// `/openapi/v2`: protobuf when the client lists the gnostic media type, JSON otherwise.
 pub fn v2(state: &AppState, accept: Option<&str>) -> Response {
     let wants_proto = accept.is_some_and(|a| {
-        a.split(',')
-            .any(|m| m.split(';').next().is_some_and(|t| {
-            let t = t.trim();
-            t.eq_ignore_ascii_case(V2_PROTOBUF_ACCEPT) || t.eq_ignore_ascii_case(V2_PROTOBUF_CONTENT_TYPE)
-        }))
+        a.split(',').any(|m| {
+            m.split(';').next().is_some_and(|t| {
+                let t = t.trim();
+                t.eq_ignore_ascii_case(V2_PROTOBUF_ACCEPT)
+                    || t.eq_ignore_ascii_case(V2_PROTOBUF_CONTENT_TYPE)
+            })
+        })
     });
     if wants_proto {
-        bytes_response(V2_PROTOBUF_CONTENT_TYPE, state.openapi.v2_protobuf().to_vec())
+        bytes_response(
+            V2_PROTOBUF_CONTENT_TYPE,
+            state.openapi.v2_protobuf().to_vec(),
+        )
     } else {
         bytes_response("application/json", state.openapi.v2_json().to_vec())
     }
@@ -47,7 +52,9 @@ pub fn v3_index(state: &AppState) -> Response {
 pub fn v3_doc(state: &AppState, path: &str, hash: Option<&str>) -> Result<Response, ApiError> {
     let Some((doc, current)) = state.openapi.v3_group_version(path) else {
         return Err(ApiError::NotFound {
-            message: format!("the server could not find the requested resource (path /openapi/v3/{path})"),
+            message: format!(
+                "the server could not find the requested resource (path /openapi/v3/{path})"
+            ),
             subject: Default::default(),
         });
     };

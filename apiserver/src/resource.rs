@@ -1086,6 +1086,7 @@ fn scale_resource(parent: &ResourceInfo) -> ResourceInfo {
         subresources: Vec::new(),
         list_kind: String::new(),
         definition: SCALE_DEFINITION.into(),
+        custom: None,
     }
 }
 

@@ -51,6 +51,7 @@ pub fn token_request_resource(parent: &ResourceInfo) -> ResourceInfo {
         subresources: Vec::new(),
         list_kind: String::new(),
         definition: "io.k8s.api.authentication.v1.TokenRequest".into(),
+        custom: None,
     }
 }
 

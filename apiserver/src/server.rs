@@ -103,11 +103,13 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router
                 .and_then(|c| c.first())
                 .map(identity_of)
                 .unwrap_or_default();
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(identity.clone());
-                let router = router.clone();
-                async move { router.oneshot(req.map(axum::body::Body::new)).await }
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    let router = router.clone();
+                    async move { router.oneshot(req.map(axum::body::Body::new)).await }
+                },
+            );
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

@@ -529,7 +529,11 @@ fn mesh_moving_client() -> String {
             "{CMS}?resourceVersion={rv_a}&resourceVersionMatch=NotOlderThan"
         ))
         .expect("list request");
-    assert_eq!(reply.status, 410, "list on C at A's revision: {}", reply.body);
+    assert_eq!(
+        reply.status, 410,
+        "list on C at A's revision: {}",
+        reply.body
+    );
 
     // 3. A conditional update through C with A's resourceVersion of the object: 409.
     let rv_obj_a = str_at(&on_a, "/metadata/resourceVersion").to_string();

@@ -582,6 +582,7 @@ mod tests {
             subresources: Vec::new(),
             list_kind: String::new(),
             definition: String::new(),
+            custom: None,
         }
     }
 

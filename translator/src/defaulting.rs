@@ -541,6 +541,7 @@ mod tests {
             subresources: vec![],
             list_kind: String::new(),
             definition: String::new(),
+            custom: None,
         }
     }
 

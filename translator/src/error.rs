@@ -62,15 +62,24 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { message: String },
     #[error("{message}")]
-    Forbidden { message: String, subject: Box<Subject> },
+    Forbidden {
+        message: String,
+        subject: Box<Subject>,
+    },
     #[error("{message}")]
-    NotFound { message: String, subject: Box<Subject> },
+    NotFound {
+        message: String,
+        subject: Box<Subject>,
+    },
     #[error("{message}")]
     MethodNotAllowed { message: String },
     #[error("{message}")]
     NotAcceptable { message: String },
     #[error("{message}")]
-    AlreadyExists { message: String, subject: Box<Subject> },
+    AlreadyExists {
+        message: String,
+        subject: Box<Subject>,
+    },
     #[error("{message}")]
     Conflict {
         message: String,
@@ -281,7 +290,9 @@ impl ApiError {
                 Value::Array(
                     causes
                         .iter()
-                        .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                        .map(
+                            |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),
+                        )
                         .collect(),
                 ),
             );
@@ -323,11 +334,19 @@ mod tests {
             "",
             "ConfigMap",
             "Bad_Name",
-            vec![Cause::invalid("metadata.name", "Invalid value: \"Bad_Name\"")],
+            vec![Cause::invalid(
+                "metadata.name",
+                "Invalid value: \"Bad_Name\"",
+            )],
         );
         let s = e.status();
         assert_eq!(s["code"], 422);
         assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
-        assert!(s["message"].as_str().unwrap().starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name"));
+        assert!(
+            s["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name")
+        );
     }
 }

@@ -7,15 +7,15 @@ pub mod conversion;
 pub mod defaulting;
 pub mod error;
 pub mod names;
-pub mod service;
-pub mod service_alloc;
 pub mod protobuf;
 pub mod registry;
 pub mod registry_builtin;
 pub mod selector;
+pub mod service;
+pub mod service_alloc;
 pub mod store;
-pub mod strategy;
 pub mod stored;
+pub mod strategy;
 pub mod validation;
 
 pub use error::{ApiError, Cause, Subject};

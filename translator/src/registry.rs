@@ -20,7 +20,7 @@ pub struct SubresourceInfo {
 }
 
 /// One served resource at one version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResourceInfo {
     pub group: String,
     pub version: String,
@@ -40,6 +40,29 @@ pub struct ResourceInfo {
     /// The OpenAPI definition name, e.g. `io.k8s.api.apps.v1.Deployment`
     /// (empty for kinds without a built-in schema).
     pub definition: String,
+    /// What the CustomResourceDefinition says about this version; `None` for built-ins.
+    pub custom: Option<Arc<CustomVersion>>,
+}
+
+/// One served version of a CustomResourceDefinition, as the API paths need it: schema for
+/// validation, pruning, defaulting and apply; columns for Table output; subresources.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomVersion {
+    /// `metadata.name` of the CRD (`widgets.example.com`).
+    pub crd_name: String,
+    /// `spec.versions[].schema.openAPIV3Schema`; `None` when the version has no schema.
+    pub schema: Option<serde_json::Value>,
+    /// `spec.versions[].additionalPrinterColumns` as given.
+    pub printer_columns: Vec<serde_json::Value>,
+    /// `spec.versions[].subresources.scale` (`specReplicasPath`, `statusReplicasPath`,
+    /// `labelSelectorPath`), when the scale subresource is enabled.
+    pub scale: Option<serde_json::Value>,
+    /// Whether the status subresource is enabled.
+    pub status: bool,
+    /// Whether this is the storage version.
+    pub storage: bool,
+    /// `spec.versions[].deprecated` / `deprecationWarning`.
+    pub deprecation_warning: Option<String>,
 }
 
 impl ResourceInfo {
@@ -107,7 +130,11 @@ impl Registry {
             }
         }
         self.by_path.write().insert(
-            (info.group.clone(), info.version.clone(), info.plural.clone()),
+            (
+                info.group.clone(),
+                info.version.clone(),
+                info.plural.clone(),
+            ),
             Arc::new(info),
         );
     }
@@ -116,9 +143,7 @@ impl Registry {
     pub fn remove(&self, group: &str, version: &str, plural: &str) {
         let mut by_path = self.by_path.write();
         by_path.remove(&(group.to_string(), version.to_string(), plural.to_string()));
-        let still_has_version = by_path
-            .keys()
-            .any(|(g, v, _)| g == group && v == version);
+        let still_has_version = by_path.keys().any(|(g, v, _)| g == group && v == version);
         drop(by_path);
         if !still_has_version {
             let mut groups = self.groups.write();

@@ -670,6 +670,7 @@ pub fn builtin_resources(catalog: &Catalog) -> Vec<ResourceInfo> {
                 String::new()
             },
             definition: kind.definition.clone(),
+            custom: None,
         });
     }
     out

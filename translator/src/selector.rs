@@ -1594,6 +1594,7 @@ mod tests {
             subresources: vec![],
             list_kind: format!("{kind}List"),
             definition: String::new(),
+            custom: None,
         }
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use beemesh_mesh_backend::{
-    CasConflict, ReplicaConfig, CommitError, Expected, LocalRouter, ReadView, Replica, ReplicaError,
-    Subscription, Version, WriteRouter,
+    CasConflict, CommitError, Expected, LocalRouter, ReadView, Replica, ReplicaConfig,
+    ReplicaError, Subscription, Version, WriteRouter,
 };
 pub use beemesh_mesh_backend::{EventKind, SubscriptionEnd};
 use bytes::Bytes;
@@ -162,7 +162,9 @@ fn encode_continue(revision: u64, last_key: &[u8], prefix: &[u8]) -> String {
 
 fn decode_continue(token: &str) -> Result<ContinueToken> {
     let bad = |why: &str| {
-        ApiError::bad_request(format!("invalid continue token: continue key is not valid: {why}"))
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
     };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token)
@@ -304,12 +306,7 @@ impl ObjectStore {
     }
 
     /// Reads the live object and its global version (what a write must expect).
-    fn current(
-        &self,
-        res: &ResourceInfo,
-        name: &str,
-        key: &[u8],
-    ) -> Result<(Value, Version)> {
+    fn current(&self, res: &ResourceInfo, name: &str, key: &[u8]) -> Result<(Value, Version)> {
         let (bytes, version) = self
             .replica
             .current(key)?
@@ -375,7 +372,13 @@ impl ObjectStore {
     ) -> Result<Value> {
         let key = object_key(res, namespace, name);
         let (current, version) = self.current(res, name, &key)?;
-        check_preconditions(res, name, &current, pre, PreconditionSource::ReadBeforeWrite)?;
+        check_preconditions(
+            res,
+            name,
+            &current,
+            pre,
+            PreconditionSource::ReadBeforeWrite,
+        )?;
         // `decide` sees and returns the object as `res` serves it; the store keeps the
         // storage version.
         let served = conversion::to_served(res, current.clone());
@@ -582,6 +585,7 @@ mod tests {
             subresources: vec![],
             list_kind: "ConfigMapList".into(),
             definition: String::new(),
+            custom: None,
         }
     }
 

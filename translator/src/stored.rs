@@ -93,6 +93,9 @@ mod tests {
         let foreign = serde_json::to_vec(&obj).unwrap();
         assert!(restamp(&foreign, 1).is_none());
         let fixed = (stamper().0)(&foreign, 9).unwrap();
-        assert_eq!(serde_json::from_slice::<Value>(&fixed).unwrap()["metadata"]["resourceVersion"], "9");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&fixed).unwrap()["metadata"]["resourceVersion"],
+            "9"
+        );
     }
 }

@@ -31,7 +31,12 @@ impl NamespaceController {
         }
     }
 
-    fn resource(&self, group: &str, version: &str, plural: &str) -> Result<std::sync::Arc<ResourceInfo>, ApiError> {
+    fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<std::sync::Arc<ResourceInfo>, ApiError> {
         self.service
             .registry
             .get(group, version, plural)
@@ -49,7 +54,11 @@ impl NamespaceController {
                     true
                 }
             };
-            let wait = if terminating { TERMINATING_POLL } else { RESYNC };
+            let wait = if terminating {
+                TERMINATING_POLL
+            } else {
+                RESYNC
+            };
             let Ok(namespaces) = self.resource("", "v1", "namespaces") else {
                 return;
             };
@@ -112,19 +121,32 @@ impl NamespaceController {
         let sa = self.resource("", "v1", "serviceaccounts")?;
         if self.service.store.get(&sa, Some(ns), "default").is_err() {
             let obj = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
-            ignore_exists(self.service.create(&sa, Some(ns), obj, &WriteOptions::default()).await)?;
+            ignore_exists(
+                self.service
+                    .create(&sa, Some(ns), obj, &WriteOptions::default())
+                    .await,
+            )?;
         }
         let cm = self.resource("", "v1", "configmaps")?;
         match self.service.store.get(&cm, Some(ns), "kube-root-ca.crt") {
-            Ok(existing) if existing.pointer("/data/ca.crt").and_then(Value::as_str) == Some(self.root_ca_pem.as_str()) => {}
+            Ok(existing)
+                if existing.pointer("/data/ca.crt").and_then(Value::as_str)
+                    == Some(self.root_ca_pem.as_str()) => {}
             Ok(_) => {
                 let pem = self.root_ca_pem.clone();
                 self.service
-                    .update(&cm, Some(ns), "kube-root-ca.crt", Part::Main, &WriteOptions::default(), |cur| {
-                        let mut new = cur.clone();
-                        new["data"] = json!({"ca.crt": pem});
-                        Ok(new)
-                    })
+                    .update(
+                        &cm,
+                        Some(ns),
+                        "kube-root-ca.crt",
+                        Part::Main,
+                        &WriteOptions::default(),
+                        |cur| {
+                            let mut new = cur.clone();
+                            new["data"] = json!({"ca.crt": pem});
+                            Ok(new)
+                        },
+                    )
                     .await?;
             }
             Err(_) => {
@@ -134,7 +156,11 @@ impl NamespaceController {
                                  "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
                     "data": {"ca.crt": self.root_ca_pem},
                 });
-                ignore_exists(self.service.create(&cm, Some(ns), obj, &WriteOptions::default()).await)?;
+                ignore_exists(
+                    self.service
+                        .create(&cm, Some(ns), obj, &WriteOptions::default())
+                        .await,
+                )?;
             }
         }
         Ok(())
@@ -183,12 +209,18 @@ impl NamespaceController {
         let result = self
             .service
             .store
-            .update(&namespaces, None, ns, &Preconditions::default(), |mut cur| {
-                if let Some(spec) = cur.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert("finalizers".into(), json!([]));
-                }
-                Ok(Some(cur))
-            })
+            .update(
+                &namespaces,
+                None,
+                ns,
+                &Preconditions::default(),
+                |mut cur| {
+                    if let Some(spec) = cur.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.insert("finalizers".into(), json!([]));
+                    }
+                    Ok(Some(cur))
+                },
+            )
             .await;
         match result {
             Ok(_) => {}
@@ -198,7 +230,13 @@ impl NamespaceController {
         let gone = self
             .service
             .store
-            .delete(&namespaces, None, ns, &Preconditions::default(), &beemesh_translator::service::now_rfc3339())
+            .delete(
+                &namespaces,
+                None,
+                ns,
+                &Preconditions::default(),
+                &beemesh_translator::service::now_rfc3339(),
+            )
             .await;
         match gone {
             Ok(_) => Ok(()),

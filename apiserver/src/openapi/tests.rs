@@ -420,6 +420,7 @@ fn custom_resources_are_published_with_their_schemas() {
         subresources: Vec::new(),
         list_kind: "WidgetList".into(),
         definition: "com.example.v1.Widget".into(),
+        custom: None,
     });
     let mut extra = BTreeMap::new();
     extra.insert(

@@ -201,6 +201,7 @@ mod tests {
             subresources: vec![],
             list_kind: "CronTabList".into(),
             definition: String::new(),
+            custom: None,
         }
     }
 

@@ -25,6 +25,7 @@ fn resource(
         subresources: vec![],
         list_kind: format!("{kind}List"),
         definition: definition.into(),
+        custom: None,
     }
 }
 
