@@ -7,7 +7,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use beemesh_translator::{Registry, ResourceInfo};
+use std::cmp::Ordering;
+
+use beemesh_translator::{GroupInfo, Registry, ResourceInfo};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -174,10 +176,74 @@ fn group_body(name: &str, versions: &[String]) -> Option<Map<String, Value>> {
     Some(m)
 }
 
+/// Where a version sorts among a group's versions by upstream's `CompareKubeAwareVersionStrings`:
+/// GA before beta before alpha, higher numbers first, then versions that do not look like
+/// Kubernetes versions in alphabetical order.
+fn kube_version_key(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>) {
+    let parse = || -> Option<(u8, u64, u64)> {
+        let rest = version.strip_prefix('v')?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || rest.starts_with('0') {
+            return None;
+        }
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((0, major, 0));
+        }
+        let (rank, minor) = if let Some(m) = tail.strip_prefix("beta") {
+            (1, m)
+        } else if let Some(m) = tail.strip_prefix("alpha") {
+            (2, m)
+        } else {
+            return None;
+        };
+        if minor.is_empty() || minor.starts_with('0') || !minor.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some((rank, major, minor.parse().ok()?))
+    };
+    use std::cmp::Reverse;
+    match parse() {
+        Some((rank, major, minor)) => (rank, Reverse(major), Reverse(minor)),
+        None => (3, Reverse(0), Reverse(0)),
+    }
+}
+
+/// Orders two versions of one group the way upstream prefers them for CRD-served groups.
+pub fn compare_kube_versions(a: &str, b: &str) -> Ordering {
+    kube_version_key(a)
+        .cmp(&kube_version_key(b))
+        .then_with(|| a.cmp(b))
+}
+
+/// Whether a group is served by CustomResourceDefinitions (any version).
+fn is_custom_group(reg: &Registry, group: &GroupInfo) -> bool {
+    group
+        .versions
+        .iter()
+        .any(|v| reg.resources_in(&group.name, v).iter().any(|r| r.custom.is_some()))
+}
+
+/// The groups as discovery lists them: built-in groups in registration order, then groups of
+/// custom resources (APIServices of priority 1000 upstream) by name, each with its versions in
+/// Kubernetes version order, so the preferred version is the highest-priority one.
+pub fn discovery_groups(reg: &Registry) -> Vec<GroupInfo> {
+    let (mut custom, builtin): (Vec<GroupInfo>, Vec<GroupInfo>) = reg
+        .groups()
+        .into_iter()
+        .partition(|g| !g.name.is_empty() && is_custom_group(reg, g));
+    custom.sort_by(|a, b| a.name.cmp(&b.name));
+    for g in &mut custom {
+        g.versions.sort_by(|a, b| compare_kube_versions(a, b));
+    }
+    builtin.into_iter().chain(custom).collect()
+}
+
 /// `/apis` as APIGroupList: every named group, versions preferred first.
 pub fn api_group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> = reg
-        .groups()
+    let groups: Vec<Value> = discovery_groups(reg)
         .iter()
         .filter_map(|g| group_body(&g.name, &g.versions).map(Value::Object))
         .collect();
@@ -186,7 +252,7 @@ pub fn api_group_list(reg: &Registry) -> Value {
 
 /// `/apis/<group>` as APIGroup; None when the group is not served.
 pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
-    let info = reg.groups().into_iter().find(|g| g.name == group)?;
+    let info = discovery_groups(reg).into_iter().find(|g| g.name == group)?;
     let mut body = group_body(&info.name, &info.versions)?;
     let mut out = Map::new();
     out.insert("kind".into(), json!("APIGroup"));
@@ -203,10 +269,26 @@ pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// The (group, version, kind) objects of this resource are stored as, or None when the
-/// resource is not backed by storage (reviews, bindings, componentstatuses).
-fn storage_gvk(res: &ResourceInfo) -> Option<(String, String, String)> {
+/// resource is not backed by storage (reviews, bindings, componentstatuses). Every served
+/// version of a CRD reports the hash of its storage version.
+fn storage_gvk(reg: &Registry, res: &ResourceInfo) -> Option<(String, String, String)> {
     if !res.has_verb("list") || (res.group.is_empty() && res.plural == "componentstatuses") {
         return None;
+    }
+    if let Some(custom) = &res.custom {
+        let version = if custom.storage {
+            res.version.clone()
+        } else {
+            reg.all()
+                .into_iter()
+                .find(|r| {
+                    r.custom
+                        .as_ref()
+                        .is_some_and(|c| c.storage && c.crd_name == custom.crd_name)
+                })
+                .map_or_else(|| res.version.clone(), |r| r.version.clone())
+        };
+        return Some((res.group.clone(), version, res.kind.clone()));
     }
     // events.k8s.io Events share the core Event storage.
     if res.group == "events.k8s.io" && res.plural == "events" {
@@ -229,7 +311,7 @@ fn non_empty_strings(m: &mut Map<String, Value>, key: &str, values: &[String]) {
 }
 
 /// The APIResource entries of one resource: itself, then `plural/sub` per subresource.
-fn legacy_entries(res: &ResourceInfo) -> Vec<(String, Value)> {
+fn legacy_entries(reg: &Registry, res: &ResourceInfo) -> Vec<(String, Value)> {
     let mut out = Vec::with_capacity(1 + res.subresources.len());
     let mut m = Map::new();
     m.insert("name".into(), json!(res.plural));
@@ -239,7 +321,7 @@ fn legacy_entries(res: &ResourceInfo) -> Vec<(String, Value)> {
     m.insert("verbs".into(), json!(res.verbs));
     non_empty_strings(&mut m, "shortNames", &res.short_names);
     non_empty_strings(&mut m, "categories", &res.categories);
-    if let Some((g, v, k)) = storage_gvk(res) {
+    if let Some((g, v, k)) = storage_gvk(reg, res) {
         m.insert(
             "storageVersionHash".into(),
             json!(storage_version_hash(&g, &v, &k)),
@@ -270,7 +352,7 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
         return None;
     }
     let mut entries: Vec<(String, Value)> =
-        resources.iter().flat_map(|r| legacy_entries(r)).collect();
+        resources.iter().flat_map(|r| legacy_entries(reg, r)).collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let list: Vec<Value> = entries.into_iter().map(|(_, v)| v).collect();
     let mut out = Map::new();
@@ -360,8 +442,7 @@ fn aggregated_group(reg: &Registry, name: &str, versions: &[String]) -> Option<V
 /// `/apis` (every named group), in the requested apidiscovery version.
 pub fn aggregated(reg: &Registry, legacy: bool, version: impl Into<AggregatedVersion>) -> Value {
     let version = version.into();
-    let items: Vec<Value> = reg
-        .groups()
+    let items: Vec<Value> = discovery_groups(reg)
         .iter()
         .filter(|g| g.name.is_empty() == legacy)
         .filter_map(|g| aggregated_group(reg, &g.name, &g.versions))

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -105,6 +106,9 @@ pub struct Registry {
     by_path: RwLock<BTreeMap<(String, String, String), Arc<ResourceInfo>>>,
     /// Group order as discovery lists it; each with its versions, preferred first.
     groups: RwLock<Vec<GroupInfo>>,
+    /// Bumped on every insert and remove, so documents derived from the registry (OpenAPI)
+    /// can tell cheaply whether they are stale.
+    generation: AtomicU64,
 }
 
 impl Registry {
@@ -137,6 +141,12 @@ impl Registry {
             ),
             Arc::new(info),
         );
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever a resource is inserted or removed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Removes a resource (a deleted CRD version); drops the group/version when empty.
@@ -154,6 +164,7 @@ impl Registry {
             }
             groups.retain(|g| !g.versions.is_empty());
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::jsonpath::JsonPath;
-use super::{IncludeObject, assemble, list_metadata, row_object};
+use super::{IncludeObject, assemble, human_duration, list_metadata, row_object};
 
 /// One printer column of a CRD version.
 #[derive(Debug, Clone)]
@@ -31,8 +31,15 @@ impl PrinterColumn {
         let declared = version
             .get("additionalPrinterColumns")
             .and_then(Value::as_array)
-            .filter(|c| !c.is_empty());
-        let Some(declared) = declared else {
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        PrinterColumn::from_declared(declared)
+    }
+
+    /// The columns of `additionalPrinterColumns` entries as given (upstream's
+    /// `serveDefaultColumnsIfEmpty`: a lone `Age` column when there are none).
+    pub fn from_declared(declared: &[Value]) -> Result<Vec<PrinterColumn>, String> {
+        if declared.is_empty() {
             return Ok(vec![PrinterColumn {
                 name: "Age".into(),
                 column_type: "date".into(),
@@ -41,7 +48,7 @@ impl PrinterColumn {
                 priority: 0,
                 path: JsonPath::parse(".metadata.creationTimestamp")?,
             }]);
-        };
+        }
         declared
             .iter()
             .map(|c| {
@@ -78,8 +85,9 @@ impl PrinterColumn {
     }
 
     /// The cell for one object: the first JSONPath result, typed like upstream's
-    /// `cellForJSONValue` (strings print any value; mismatched types are null).
-    fn cell(&self, obj: &Value) -> Value {
+    /// `cellForJSONValue` (strings print any value; mismatched types are null; dates are
+    /// ages against `now`, as `ConvertToHumanReadableDateType` renders them).
+    fn cell(&self, obj: &Value, now: DateTime<Utc>) -> Value {
         let Some(value) = self.path.find(obj).into_iter().next() else {
             return Value::Null;
         };
@@ -105,11 +113,7 @@ impl PrinterColumn {
             },
             "date" => match value.as_str() {
                 Some(text) => match DateTime::parse_from_rfc3339(text) {
-                    Ok(t) => json!(
-                        t.with_timezone(&Utc)
-                            .format("%Y-%m-%dT%H:%M:%SZ")
-                            .to_string()
-                    ),
+                    Ok(t) => json!(human_duration(now - t.with_timezone(&Utc))),
                     Err(_) => json!("<invalid>"),
                 },
                 None => Value::Null,
@@ -150,14 +154,15 @@ pub fn custom_column_definitions(columns: &[PrinterColumn]) -> Vec<Value> {
 }
 
 /// One custom resource row's cells: name, then one cell per printer column.
-pub fn custom_row_cells(columns: &[PrinterColumn], obj: &Value) -> Vec<Value> {
+pub fn custom_row_cells(columns: &[PrinterColumn], obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let mut cells = vec![json!(obj["metadata"]["name"].as_str().unwrap_or_default())];
-    cells.extend(columns.iter().map(|c| c.cell(obj)));
+    cells.extend(columns.iter().map(|c| c.cell(obj, now)));
     cells
 }
 
-/// A `meta.k8s.io/v1` Table of custom resources. Ages are not computed server-side: `date`
-/// columns carry timestamps and kubectl renders them.
+/// A `meta.k8s.io/v1` Table of custom resources. `date` columns are ages (`5m`), computed
+/// here as upstream does: kubectl prints cells as they come.
+#[allow(clippy::too_many_arguments)]
 pub fn custom_table(
     res: &ResourceInfo,
     columns: &[PrinterColumn],
@@ -166,12 +171,16 @@ pub fn custom_table(
     resource_version: &str,
     continue_token: Option<&str>,
     remaining: Option<i64>,
+    now: DateTime<Utc>,
 ) -> Value {
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
             let mut row = Map::new();
-            row.insert("cells".into(), Value::Array(custom_row_cells(columns, obj)));
+            row.insert(
+                "cells".into(),
+                Value::Array(custom_row_cells(columns, obj, now)),
+            );
             row.insert("object".into(), row_object(res, obj, include_object));
             Value::Object(row)
         })
@@ -186,6 +195,13 @@ pub fn custom_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Five minutes after the objects below were created.
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2025-01-02T03:09:05Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
 
     fn crontab_res() -> ResourceInfo {
         ResourceInfo {
@@ -232,18 +248,18 @@ mod tests {
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
         });
         assert_eq!(
-            custom_row_cells(&cols, &obj),
+            custom_row_cells(&cols, &obj, now()),
             vec![
                 json!("my-cron"),
                 json!("* * * * */5"),
                 json!(2),
                 json!("True"),
-                json!("2025-01-02T03:04:05Z")
+                json!("5m")
             ]
         );
         let sparse = json!({"metadata": {"name": "x"}, "spec": {"replicas": "two"}});
         assert_eq!(
-            custom_row_cells(&cols, &sparse),
+            custom_row_cells(&cols, &sparse, now()),
             vec![
                 json!("x"),
                 Value::Null,
@@ -265,10 +281,11 @@ mod tests {
             "7",
             None,
             None,
+            now(),
         );
         assert_eq!(t["columnDefinitions"][1]["name"], "Age");
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
-        assert_eq!(t["rows"][0]["cells"], json!(["a", "2025-01-02T03:04:05Z"]));
+        assert_eq!(t["rows"][0]["cells"], json!(["a", "5m"]));
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["metadata"]["resourceVersion"], "7");
     }
@@ -282,7 +299,7 @@ mod tests {
         let cols = PrinterColumn::for_crd_version(&version).unwrap();
         let obj = json!({"metadata": {"name": "a"}, "spec": {"tags": ["x", "y"], "size": 3}});
         assert_eq!(
-            custom_row_cells(&cols, &obj),
+            custom_row_cells(&cols, &obj, now()),
             vec![json!("a"), json!("[x y]"), json!("3")]
         );
     }

@@ -260,6 +260,19 @@ pub fn table(
     remaining: Option<i64>,
     now: DateTime<Utc>,
 ) -> Value {
+    if let Some(custom) = &res.custom {
+        let columns = custom_columns(&custom.printer_columns);
+        return custom_table(
+            res,
+            &columns,
+            objects,
+            include_object,
+            resource_version,
+            continue_token,
+            remaining,
+            now,
+        );
+    }
     let printer = Printer::of(res);
     let mut ordered: Vec<&Value> = objects.iter().collect();
     if printer == Printer::FlowSchema {
@@ -288,6 +301,22 @@ pub fn table(
         column_definitions(res),
         rows,
     )
+}
+
+/// A CRD version's printer columns. CRD validation refuses paths upstream cannot parse; one
+/// that slips through is left out (logged) rather than failing every list of the resource.
+fn custom_columns(declared: &[Value]) -> Vec<PrinterColumn> {
+    match PrinterColumn::from_declared(declared) {
+        Ok(columns) => columns,
+        Err(e) => {
+            tracing::warn!(error = %e, "printer column left out");
+            declared
+                .iter()
+                .filter_map(|c| PrinterColumn::from_declared(std::slice::from_ref(c)).ok())
+                .flatten()
+                .collect()
+        }
+    }
 }
 
 /// A Table's ListMeta (`resourceVersion`, `continue`, `remainingItemCount`, all omitempty).
