@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod catalog;
 pub mod conversion;
+pub mod crd;
 pub mod defaulting;
 pub mod error;
 pub mod names;

@@ -161,6 +161,7 @@ impl ObjectService {
         let warnings =
             validation::validate_and_prune(res, self.catalog, obj, opts.field_validation)?;
         defaulting::apply_defaults(res, obj);
+        crate::crd::apply_defaults(res, obj);
         if old.is_none() {
             strategy::prepare_for_create(res, obj);
         }
@@ -574,7 +575,10 @@ impl ObjectService {
 
 /// Kinds whose `metadata.generation` counts spec changes (those with a status to report on).
 fn tracks_generation(res: &ResourceInfo) -> bool {
-    res.subresource("status").is_some() && !(res.group.is_empty() && res.plural == "namespaces")
+    // Custom resources always count generations, with or without `/status`.
+    res.custom.is_some()
+        || (res.subresource("status").is_some()
+            && !(res.group.is_empty() && res.plural == "namespaces"))
 }
 
 /// The QoS class upstream records on a new Pod: BestEffort without requests or limits,

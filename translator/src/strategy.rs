@@ -18,6 +18,9 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     if res.group == "batch" && res.kind == "Job" {
         generate_job_selector(obj);
     }
+    if crate::crd::is_crd(res) {
+        crate::crd::prepare_crd_for_create(obj);
+    }
 }
 
 /// The object at `key`, created (or replacing a non-object) when needed.

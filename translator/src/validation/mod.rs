@@ -178,6 +178,10 @@ fn decode_checks<S: SchemaLookup + ?Sized>(
                 .map(|p| format!("unknown field {p:?}")),
         );
     }
+    // Custom resources: the CRD version's structural schema decides what is unknown.
+    if let Some(unknown) = crate::crd::prune(res, obj) {
+        strict_errors.extend(unknown.iter().map(|p| format!("unknown field {p:?}")));
+    }
     match mode {
         FieldValidation::Strict if !strict_errors.is_empty() => Err(cannot_handle(
             res,
@@ -207,6 +211,7 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Result<(), ApiError> {
     check_type_meta(res, obj)?;
     let mut causes = metadata_causes(res, obj);
     causes.extend(kinds::kind_causes(&res.group, &res.kind, obj));
+    causes.extend(crate::crd::causes(res, obj, None));
     if causes.is_empty() {
         Ok(())
     } else {
@@ -239,6 +244,7 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> Result<(
         }
     }
     causes.extend(kinds::kind_causes(&res.group, &res.kind, new));
+    causes.extend(crate::crd::causes(res, new, Some(old)));
     if causes.is_empty() {
         Ok(())
     } else {

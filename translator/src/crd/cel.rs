@@ -1,0 +1,274 @@
+//! `x-kubernetes-validations`: CEL rules on custom resources, evaluated with the `cel`
+//! crate (cel-rust). `self` is the value at the rule's schema node, `oldSelf` the value at
+//! the same place in the stored object on an update (transition rules, those naming
+//! `oldSelf`, are skipped on create and where no old value correlates, as upstream does).
+//! `message`, `messageExpression`, `reason` and `fieldPath` shape the cause.
+//!
+//! Not covered (see ADR 0007): cost limits and estimation, the Kubernetes CEL libraries
+//! (`isSorted`, `quantity`, `url`, `ip`, `format` ...), type-checking at CRD creation (rules
+//! are only parsed), `optionalOldSelf`, and timestamps/durations (the crate's chrono
+//! feature is off).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::Cause;
+use crate::validation::field;
+
+/// Parses a rule; the error is the parser's message.
+pub fn compile(expr: &str) -> Result<cel::Program, String> {
+    // The parser may panic on pathological input; a CRD must never take the server down.
+    match std::panic::catch_unwind(|| cel::Program::compile(expr)) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the expression could not be parsed".to_string()),
+    }
+}
+
+/// A JSON value as CEL sees it: whole numbers are `int`, objects are maps.
+pub fn to_cel(v: &Value) -> cel::Value {
+    match v {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => cel::Value::Int(i),
+            None => match n.as_u64() {
+                Some(u) => cel::Value::UInt(u),
+                None => cel::Value::Float(n.as_f64().unwrap_or_default()),
+            },
+        },
+        Value::String(s) => cel::Value::String(Arc::new(s.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(map) => {
+            let m: HashMap<String, cel::Value> =
+                map.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            cel::Value::from(m)
+        }
+    }
+}
+
+/// Evaluates every rule in the schema against `obj` (and `old` on update).
+pub fn validate(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    walk(schema, obj, old, "", true, &mut causes);
+    causes
+}
+
+fn walk(
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    root: bool,
+    causes: &mut Vec<Cause>,
+) {
+    if !schema.is_object() || v.is_null() {
+        return;
+    }
+    if let Some(Value::Array(rules)) = schema.get("x-kubernetes-validations") {
+        for rule in rules {
+            check_rule(rule, v, old, path, causes);
+        }
+    }
+    match v {
+        Value::Object(map) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, sub) in props {
+                    if root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    if let Some(child) = map.get(k) {
+                        let old_child = old.and_then(|o| o.get(k));
+                        walk(sub, child, old_child, &field::child(path, k), false, causes);
+                    }
+                }
+            } else if let Some(sub) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+                for (k, child) in map {
+                    let old_child = old.and_then(|o| o.get(k));
+                    walk(sub, child, old_child, &field::child(path, k), false, causes);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let Some(sub) = schema.get("items").filter(|s| s.is_object()) else {
+                return;
+            };
+            let map_keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let is_map =
+                schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("map");
+            for (i, item) in items.iter().enumerate() {
+                // Only map-list items correlate with an old item (by their keys).
+                let old_item = if is_map {
+                    old.and_then(Value::as_array).and_then(|olds| {
+                        olds.iter()
+                            .find(|o| map_keys.iter().all(|k| o.get(*k) == item.get(*k)))
+                    })
+                } else {
+                    None
+                };
+                walk(sub, item, old_item, &field::index(path, i), false, causes);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+    let Some(expr) = rule.get("rule").and_then(Value::as_str) else {
+        return;
+    };
+    let program = match compile(expr) {
+        Ok(p) => p,
+        Err(e) => {
+            causes.push(field::invalid(
+                path,
+                &Value::from(type_name(v)),
+                &format!("compilation failed: {e}"),
+            ));
+            return;
+        }
+    };
+    let transition = program.references().has_variable("oldSelf");
+    if transition && old.is_none() {
+        return;
+    }
+    let mut ctx = cel::Context::default();
+    ctx.add_variable_from_value("self", to_cel(v));
+    if let Some(old) = old {
+        ctx.add_variable_from_value("oldSelf", to_cel(old));
+    }
+    let outcome =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&ctx))) {
+            Ok(r) => r,
+            Err(_) => {
+                causes.push(field::invalid(
+                    path,
+                    &Value::from(type_name(v)),
+                    "rule evaluation panicked",
+                ));
+                return;
+            }
+        };
+    let failed_message = match outcome {
+        Ok(cel::Value::Bool(true)) => return,
+        Ok(cel::Value::Bool(false)) => message_for(rule, expr, &ctx),
+        Ok(other) => format!("rule {expr:?} did not evaluate to a bool: {other:?}"),
+        Err(e) => format!("{expr}: {e}"),
+    };
+    let mut at = path.to_string();
+    if let Some(fp) = rule.get("fieldPath").and_then(Value::as_str) {
+        let fp = fp.trim_start_matches('.');
+        if !fp.is_empty() {
+            at = field::child(path, fp);
+        }
+    }
+    let cause = match rule.get("reason").and_then(Value::as_str) {
+        Some("FieldValueForbidden") => field::forbidden(&at, &failed_message),
+        Some("FieldValueRequired") => field::required(&at, &failed_message),
+        Some("FieldValueDuplicate") => Cause::new(
+            "FieldValueDuplicate",
+            &at,
+            format!(
+                "Duplicate value: {}: {failed_message}",
+                field::go_quote(type_name(v))
+            ),
+        ),
+        _ => field::invalid(&at, &Value::from(type_name(v)), &failed_message),
+    };
+    causes.push(cause);
+}
+
+/// The failure message: `messageExpression` if it evaluates to a non-empty string, else
+/// `message`, else `failed rule: <rule>`.
+fn message_for(rule: &Value, expr: &str, ctx: &cel::Context) -> String {
+    if let Some(me) = rule.get("messageExpression").and_then(Value::as_str)
+        && let Ok(p) = compile(me)
+        && let Ok(Ok(cel::Value::String(s))) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.execute(ctx)))
+        && !s.trim().is_empty()
+    {
+        return s.to_string();
+    }
+    match rule.get("message").and_then(Value::as_str) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => format!("failed rule: {expr}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.replicas <= self.maxReplicas", "message": "replicas must not exceed maxReplicas"},
+                {"rule": "self.name.startsWith('w')", "messageExpression": "'name ' + self.name + ' must start with w'"},
+                {"rule": "self.replicas >= oldSelf.replicas", "message": "may not scale down", "fieldPath": ".replicas"}
+            ],
+            "properties": {"replicas": {"type": "integer"}, "maxReplicas": {"type": "integer"}, "name": {"type": "string"},
+                "mode": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "Value is immutable"}]}}}}})
+    }
+
+    #[test]
+    fn rules_with_messages_and_expressions() {
+        let ok = json!({"spec": {"replicas": 1, "maxReplicas": 3, "name": "web"}});
+        assert!(validate(&schema(), &ok, None).is_empty());
+        let bad = json!({"spec": {"replicas": 5, "maxReplicas": 3, "name": "app"}});
+        let causes = validate(&schema(), &bad, None);
+        let msgs: Vec<(String, String)> =
+            causes.into_iter().map(|c| (c.field, c.message)).collect();
+        assert_eq!(
+            msgs,
+            [
+                (
+                    "spec".to_string(),
+                    "Invalid value: \"object\": replicas must not exceed maxReplicas".to_string()
+                ),
+                (
+                    "spec".to_string(),
+                    "Invalid value: \"object\": name app must start with w".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn transition_rules_use_old_self_on_update_only() {
+        let old = json!({"spec": {"replicas": 3, "maxReplicas": 5, "name": "w", "mode": "a"}});
+        let new = json!({"spec": {"replicas": 2, "maxReplicas": 5, "name": "w", "mode": "b"}});
+        assert!(validate(&schema(), &new, None).is_empty());
+        let causes = validate(&schema(), &new, Some(&old));
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.replicas", "spec.mode"]);
+        assert_eq!(
+            causes[1].message,
+            "Invalid value: \"string\": Value is immutable"
+        );
+    }
+
+    #[test]
+    fn bad_rules_do_not_compile() {
+        assert!(compile("self.a ==").is_err());
+        assert!(compile("self.a == 1").is_ok());
+    }
+}

@@ -1,0 +1,161 @@
+//! CustomResourceDefinitions and custom resources: CRD validation (`definition`), what a
+//! version's structural schema does to an object (`structural`: pruning, defaulting,
+//! validation), `x-kubernetes-validations` (`cel`) and what a CRD serves (`serving`).
+//!
+//! The entry points below are what the shared write path calls: the service code is the
+//! same for built-ins and custom resources, and asks here for the per-resource parts.
+
+pub mod cel;
+pub mod definition;
+pub mod serving;
+pub mod structural;
+
+use serde_json::{Value, json};
+
+use crate::error::Cause;
+use crate::registry::ResourceInfo;
+
+/// The finalizer a CRD carries until its custom resources are gone.
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Whether `res` is `customresourcedefinitions.apiextensions.k8s.io`.
+pub fn is_crd(res: &ResourceInfo) -> bool {
+    res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions"
+}
+
+/// The structural schema of a custom resource's version (`None` for built-ins).
+pub fn schema_of(res: &ResourceInfo) -> Option<&Value> {
+    res.custom.as_ref()?.schema.as_ref()
+}
+
+/// Prunes fields the version's schema does not know; their paths, or `None` when `res`
+/// has no custom schema.
+pub fn prune(res: &ResourceInfo, obj: &mut Value) -> Option<Vec<String>> {
+    let schema = schema_of(res)?;
+    Some(structural::prune(schema, obj))
+}
+
+/// Schema, CEL and CRD rules for `obj` (on update against `old`), beside the metadata rules.
+pub fn causes(res: &ResourceInfo, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    if is_crd(res) {
+        return definition::crd_causes(obj, old);
+    }
+    let Some(schema) = schema_of(res) else {
+        return Vec::new();
+    };
+    let mut causes = structural::validate(schema, obj);
+    if causes.is_empty() {
+        causes.extend(cel::validate(schema, obj, old));
+    }
+    causes
+}
+
+/// Defaults of a custom resource's schema, or a CRD's v1 defaults.
+pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
+    if is_crd(res) {
+        definition::apply_crd_defaults(obj);
+    } else if let Some(schema) = schema_of(res) {
+        structural::apply_defaults(schema, obj);
+    }
+}
+
+/// A new CRD: the cleanup finalizer, and a status with the storage version stored and
+/// nothing accepted yet (the CRD's home node fills in names and conditions).
+pub fn prepare_crd_for_create(crd: &mut Value) {
+    let Some(root) = crd.as_object_mut() else {
+        return;
+    };
+    let storage: Vec<Value> = root
+        .get("spec")
+        .and_then(|s| s.get("versions"))
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage") == Some(&Value::Bool(true)))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    root.insert(
+        "status".into(),
+        json!({"acceptedNames": {"plural": "", "kind": ""}, "conditions": [], "storedVersions": storage}),
+    );
+    if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
+        let finalizers = meta.entry("finalizers").or_insert_with(|| json!([]));
+        if let Some(list) = finalizers.as_array_mut()
+            && !list.iter().any(|f| f == CLEANUP_FINALIZER)
+        {
+            list.push(json!(CLEANUP_FINALIZER));
+        }
+    }
+}
+
+/// A stored custom resource as the version `res` serves it: `None` conversion rewrites
+/// `apiVersion`, and the version's defaults apply on read, as upstream does.
+pub fn to_served(res: &ResourceInfo, mut obj: Value) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), Value::from(res.api_version()));
+    }
+    if let Some(schema) = schema_of(res) {
+        structural::apply_defaults(schema, &mut obj);
+    }
+    obj
+}
+
+/// Reads a JSONPath-lite (`.spec.replicas`) as the scale subresource's paths are written.
+pub fn get_path<'v>(obj: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = obj;
+    for seg in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+    {
+        cur = cur.get(seg)?;
+    }
+    Some(cur)
+}
+
+/// Sets a JSONPath-lite (`.spec.replicas`), creating objects on the way.
+pub fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let segs: Vec<&str> = path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut cur = obj;
+    for (i, seg) in segs.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        if i + 1 == segs.len() {
+            map.insert((*seg).to_string(), value);
+            return;
+        }
+        cur = map.entry((*seg).to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_read_and_write() {
+        let mut v = json!({"spec": {"replicas": 2}});
+        assert_eq!(get_path(&v, ".spec.replicas"), Some(&json!(2)));
+        set_path(&mut v, ".status.replicas", json!(3));
+        assert_eq!(v["status"]["replicas"], 3);
+    }
+
+    #[test]
+    fn a_new_crd_gets_the_finalizer_and_stored_version() {
+        let mut crd = json!({"metadata": {"name": "a.b.c"}, "spec": {"versions": [
+            {"name": "v1", "storage": true}, {"name": "v2", "storage": false}]}});
+        prepare_crd_for_create(&mut crd);
+        assert_eq!(crd["metadata"]["finalizers"], json!([CLEANUP_FINALIZER]));
+        assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
+    }
+}
