@@ -26,7 +26,10 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
                 service_defaults(spec);
             }
         }
-        ("", "Secret") => set(root, "type", json!("Opaque")),
+        ("", "Secret") => {
+            merge_string_data(root);
+            set(root, "type", json!("Opaque"));
+        }
         ("", "Namespace") => namespace_defaults(root),
         ("", "PersistentVolumeClaim") => {
             if let Some(spec) = object_at(root, "spec") {
@@ -110,6 +113,28 @@ fn is_missing(map: &Map<String, Value>, key: &str) -> bool {
 fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
     if is_missing(map, key) {
         map.insert(key.to_string(), value);
+    }
+}
+
+/// Upstream's v1 → internal Secret conversion: each `stringData` entry overwrites `data`
+/// (base64-encoded) and `stringData` itself is write-only, never stored or returned.
+fn merge_string_data(root: &mut Map<String, Value>) {
+    use base64::Engine as _;
+    let Some(Value::Object(strings)) = root.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    if !matches!(root.get("data"), Some(Value::Object(_))) {
+        root.insert("data".to_string(), Value::Object(Map::new()));
+    }
+    if let Some(Value::Object(data)) = root.get_mut("data") {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(key, Value::String(encoded));
+        }
     }
 }
 
@@ -732,6 +757,14 @@ mod tests {
     #[test]
     fn secret_namespace_and_others() {
         assert_eq!(defaulted("", "v1", "Secret", json!({}))["type"], "Opaque");
+        let merged = defaulted(
+            "",
+            "v1",
+            "Secret",
+            json!({"data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "yz"}}),
+        );
+        assert_eq!(merged["data"], json!({"a": "eA==", "b": "eXo="}));
+        assert!(merged.get("stringData").is_none());
         let ns = defaulted(
             "",
             "v1",
