@@ -220,10 +220,11 @@ pub fn compare_kube_versions(a: &str, b: &str) -> Ordering {
 
 /// Whether a group is served by CustomResourceDefinitions (any version).
 fn is_custom_group(reg: &Registry, group: &GroupInfo) -> bool {
-    group
-        .versions
-        .iter()
-        .any(|v| reg.resources_in(&group.name, v).iter().any(|r| r.custom.is_some()))
+    group.versions.iter().any(|v| {
+        reg.resources_in(&group.name, v)
+            .iter()
+            .any(|r| r.custom.is_some())
+    })
 }
 
 /// The groups as discovery lists them: built-in groups in registration order, then groups of
@@ -252,7 +253,9 @@ pub fn api_group_list(reg: &Registry) -> Value {
 
 /// `/apis/<group>` as APIGroup; None when the group is not served.
 pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
-    let info = discovery_groups(reg).into_iter().find(|g| g.name == group)?;
+    let info = discovery_groups(reg)
+        .into_iter()
+        .find(|g| g.name == group)?;
     let mut body = group_body(&info.name, &info.versions)?;
     let mut out = Map::new();
     out.insert("kind".into(), json!("APIGroup"));
@@ -351,8 +354,10 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
     if resources.is_empty() {
         return None;
     }
-    let mut entries: Vec<(String, Value)> =
-        resources.iter().flat_map(|r| legacy_entries(reg, r)).collect();
+    let mut entries: Vec<(String, Value)> = resources
+        .iter()
+        .flat_map(|r| legacy_entries(reg, r))
+        .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let list: Vec<Value> = entries.into_iter().map(|(_, v)| v).collect();
     let mut out = Map::new();

@@ -6,11 +6,14 @@
 //! reach; the documents themselves are rendered on first request, so building a server
 //! (and every test that builds one) stays cheap.
 
+mod custom;
 mod gnostic;
 mod paths;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
 
 use beemesh_translator::catalog::{Catalog, REF_PREFIX};
 use beemesh_translator::{Registry, ResourceInfo};
@@ -54,38 +57,57 @@ struct V3Doc {
     hash: String,
 }
 
-/// The OpenAPI documents of the served built-in resources. Immutable once built.
+/// The OpenAPI documents of the served resources, built-in and custom. Immutable once built;
+/// [`LiveOpenApi`] swaps in a new one when the registry's custom resources change.
 pub struct OpenApi {
     group_versions: Vec<GroupVersion>,
     /// Every schema a document can reach, in upstream's v3 shape.
     schemas: BTreeMap<String, Value>,
+    /// Swagger 2.0 forms that are not a mechanical rewrite of the v3 schema (custom
+    /// resources: upstream's `ToStructuralOpenAPIV2`).
+    v2_definitions: BTreeMap<String, Value>,
     v3: OnceLock<(Value, BTreeMap<String, V3Doc>)>,
     v2_json: OnceLock<Vec<u8>>,
     v2_protobuf: OnceLock<Vec<u8>>,
 }
 
 impl OpenApi {
-    /// Snapshots the resources of `registry` that have a built-in schema (CRDs without one
-    /// are left out) and the schemas they reach.
+    /// Snapshots the served resources: built-ins with a catalog schema, and every custom
+    /// resource version with its definitions (`com.example.v1.Widget`, `...WidgetList`).
     pub fn build(registry: &Registry, catalog: &Catalog) -> OpenApi {
-        OpenApi::build_with_schemas(registry, catalog, &BTreeMap::new())
-    }
-
-    /// Like `build`, also publishing resources whose definition is in `extra` (CRD versions:
-    /// v3-shaped schemas with `x-kubernetes-group-version-kind`, refs to
-    /// `#/components/schemas/NAME`). Rebuild when CRDs change.
-    pub fn build_with_schemas(
-        registry: &Registry,
-        catalog: &Catalog,
-        extra: &BTreeMap<String, Value>,
-    ) -> OpenApi {
+        let mut extra = BTreeMap::new();
+        let mut v2_definitions = BTreeMap::new();
+        for r in registry.all() {
+            if let Some(c) = &r.custom {
+                for (name, v3, v2) in custom::definitions(&r, c) {
+                    extra.insert(name.clone(), v3);
+                    v2_definitions.insert(name, v2);
+                }
+            }
+        }
         let lookup = |name: &str| extra.get(name).or_else(|| catalog.schema(name));
         let mut group_versions = Vec::new();
-        for group in registry.groups() {
+        for group in crate::discovery::discovery_groups(registry) {
             for version in &group.versions {
                 let resources: Vec<Arc<ResourceInfo>> = registry
                     .resources_in(&group.name, version)
                     .into_iter()
+                    .map(|r| match &r.custom {
+                        // Custom resources are published under upstream's definition name,
+                        // whatever the registry entry says.
+                        Some(_) => {
+                            let name = custom::definition_name(&r.group, &r.version, &r.kind);
+                            if r.definition == name {
+                                r
+                            } else {
+                                Arc::new(ResourceInfo {
+                                    definition: name,
+                                    ..(*r).clone()
+                                })
+                            }
+                        }
+                        None => r,
+                    })
                     .filter(|r| lookup(&r.definition).is_some())
                     .collect();
                 if resources.is_empty() {
@@ -115,6 +137,7 @@ impl OpenApi {
         OpenApi {
             group_versions,
             schemas,
+            v2_definitions,
             v3: OnceLock::new(),
             v2_json: OnceLock::new(),
             v2_protobuf: OnceLock::new(),
@@ -194,7 +217,13 @@ impl OpenApi {
         let definitions: Map<String, Value> = self
             .schemas
             .iter()
-            .map(|(name, schema)| (name.clone(), v2_shape(name, schema)))
+            .map(|(name, schema)| {
+                let v2 = match self.v2_definitions.get(name) {
+                    Some(v2) => v2.clone(),
+                    None => v2_shape(name, schema),
+                };
+                (name.clone(), v2)
+            })
             .collect();
         json!({
             "swagger": "2.0",
@@ -204,6 +233,74 @@ impl OpenApi {
             "securityDefinitions": {"BearerToken": bearer_token()},
             "security": [{"BearerToken": []}],
         })
+    }
+}
+
+/// The documents of a node whose custom resources come and go: rebuilt (lazily, on the
+/// next request) once the registry's set of custom resource versions differs from the one
+/// the current documents describe. A read is a generation compare and an `Arc` clone.
+pub struct LiveOpenApi {
+    registry: Arc<Registry>,
+    catalog: &'static Catalog,
+    current: RwLock<Snapshot>,
+}
+
+struct Snapshot {
+    /// The registry generation this snapshot was last checked against.
+    generation: u64,
+    /// The custom resource versions it describes.
+    custom: Vec<Arc<ResourceInfo>>,
+    api: Arc<OpenApi>,
+}
+
+/// The custom resource versions of a registry, in a stable order.
+fn custom_resources(registry: &Registry) -> Vec<Arc<ResourceInfo>> {
+    registry
+        .all()
+        .into_iter()
+        .filter(|r| r.custom.is_some())
+        .collect()
+}
+
+impl LiveOpenApi {
+    pub fn new(registry: Arc<Registry>, catalog: &'static Catalog) -> LiveOpenApi {
+        let generation = registry.generation();
+        let custom = custom_resources(&registry);
+        let api = Arc::new(OpenApi::build(&registry, catalog));
+        LiveOpenApi {
+            registry,
+            catalog,
+            current: RwLock::new(Snapshot {
+                generation,
+                custom,
+                api,
+            }),
+        }
+    }
+
+    /// The documents describing the registry as it is now.
+    pub fn current(&self) -> Arc<OpenApi> {
+        let generation = self.registry.generation();
+        {
+            let snap = self.current.read();
+            if snap.generation == generation {
+                return snap.api.clone();
+            }
+        }
+        let mut snap = self.current.write();
+        if snap.generation == generation {
+            return snap.api.clone();
+        }
+        let custom = custom_resources(&self.registry);
+        // Re-inserting an unchanged CRD version bumps the generation but changes nothing.
+        let unchanged = custom.len() == snap.custom.len()
+            && custom.iter().zip(&snap.custom).all(|(a, b)| a == b);
+        if !unchanged {
+            snap.api = Arc::new(OpenApi::build(&self.registry, self.catalog));
+            snap.custom = custom;
+        }
+        snap.generation = generation;
+        snap.api.clone()
     }
 }
 

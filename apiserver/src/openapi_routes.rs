@@ -36,21 +36,25 @@ pub fn v2(state: &AppState, accept: Option<&str>) -> Response {
     if wants_proto {
         bytes_response(
             V2_PROTOBUF_CONTENT_TYPE,
-            state.openapi.v2_protobuf().to_vec(),
+            state.openapi.current().v2_protobuf().to_vec(),
         )
     } else {
-        bytes_response("application/json", state.openapi.v2_json().to_vec())
+        bytes_response(
+            "application/json",
+            state.openapi.current().v2_json().to_vec(),
+        )
     }
 }
 
 pub fn v3_index(state: &AppState) -> Response {
-    let body = serde_json::to_vec(state.openapi.v3_index()).unwrap_or_default();
+    let body = serde_json::to_vec(state.openapi.current().v3_index()).unwrap_or_default();
     bytes_response("application/json", body)
 }
 
 /// `/openapi/v3/<api/v1 | apis/g/v>`; with the current `hash`, cacheable forever.
 pub fn v3_doc(state: &AppState, path: &str, hash: Option<&str>) -> Result<Response, ApiError> {
-    let Some((doc, current)) = state.openapi.v3_group_version(path) else {
+    let api = state.openapi.current();
+    let Some((doc, current)) = api.v3_group_version(path) else {
         return Err(ApiError::NotFound {
             message: format!(
                 "the server could not find the requested resource (path /openapi/v3/{path})"

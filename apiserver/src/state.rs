@@ -8,7 +8,7 @@ use beemesh_translator::service::ObjectService;
 use parking_lot::RwLock;
 
 use crate::metrics::Metrics;
-use crate::openapi::OpenApi;
+use crate::openapi::LiveOpenApi;
 use crate::pki::NodePki;
 use crate::sa_token::TokenKeys;
 
@@ -19,7 +19,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub service: ObjectService,
     pub registry: Arc<Registry>,
-    pub openapi: OpenApi,
+    /// Rebuilt when custom resources change.
+    pub openapi: LiveOpenApi,
     pub admin_token: String,
     pub metrics: Metrics,
     ready: AtomicBool,
@@ -67,7 +68,7 @@ impl AppState {
 
     fn build(service: ObjectService, admin_token: String, keys: TokenKeys) -> AppState {
         let registry = service.registry.clone();
-        let openapi = OpenApi::build(&registry, service.catalog);
+        let openapi = LiveOpenApi::new(registry.clone(), service.catalog);
         AppState(Arc::new(Inner {
             service,
             registry,

@@ -50,6 +50,10 @@ pub(super) enum BodyKind {
     Any,
     /// The four patch media types.
     Patch,
+    /// Custom resources: JSON or YAML.
+    CustomObject,
+    /// Custom resources: no strategic merge patch.
+    CustomPatch,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ pub(super) enum Produces {
     Watch,
     Text,
     Connect,
+    /// Custom resources (JSON and YAML only, as apiextensions-apiserver publishes them).
+    Custom,
 }
 
 #[derive(Debug, Clone)]
@@ -529,8 +535,8 @@ fn resource_paths(catalog: &Catalog, r: &ResourceInfo) -> Vec<PathItem> {
         });
     }
 
-    // Watches (deprecated paths upstream still publishes).
-    if r.has_verb("watch") {
+    // Watches (deprecated paths upstream still publishes for built-ins, not for CRDs).
+    if r.has_verb("watch") && r.custom.is_none() {
         let watch_prefix = if r.namespaced {
             format!("{gv_prefix}/watch/namespaces/{{namespace}}/{}", r.plural)
         } else {
@@ -583,6 +589,17 @@ fn resource_paths(catalog: &Catalog, r: &ResourceInfo) -> Vec<PathItem> {
 
     for sub in &r.subresources {
         out.extend(subresource_paths(catalog, r, sub, &item, &scope_params));
+    }
+    if r.custom.is_some() {
+        for op in out.iter_mut().flat_map(|item| item.operations.iter_mut()) {
+            op.produces = Produces::Custom;
+            if let Some(body) = &mut op.body {
+                body.kind = match body.kind {
+                    BodyKind::Patch => BodyKind::CustomPatch,
+                    _ => BodyKind::CustomObject,
+                };
+            }
+        }
     }
     out
 }
@@ -951,6 +968,7 @@ fn produces(p: Produces) -> &'static [&'static str] {
             "application/vnd.kubernetes.protobuf",
         ],
         Produces::Connect => &["*/*"],
+        Produces::Custom => &["application/json", "application/yaml"],
     }
 }
 
@@ -962,6 +980,12 @@ fn consumes(kind: BodyKind) -> &'static [&'static str] {
             "application/json-patch+json",
             "application/merge-patch+json",
             "application/strategic-merge-patch+json",
+        ],
+        BodyKind::CustomObject => &["application/json", "application/yaml"],
+        BodyKind::CustomPatch => &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
         ],
     }
 }

@@ -393,66 +393,176 @@ fn protobuf_is_chosen_by_either_media_type_spelling() {
     assert!(!V2_PROTOBUF_CONTENT_TYPE.contains('@'));
 }
 
-#[test]
-fn custom_resources_are_published_with_their_schemas() {
-    let registry = Registry::builtin();
-    registry.insert(ResourceInfo {
+fn widget(version: &str, schema: Value) -> ResourceInfo {
+    ResourceInfo {
         group: "example.com".into(),
-        version: "v1".into(),
+        version: version.into(),
         kind: "Widget".into(),
         plural: "widgets".into(),
         singular: "widget".into(),
         namespaced: true,
         verbs: [
-            "create",
             "delete",
             "deletecollection",
             "get",
             "list",
             "patch",
+            "create",
             "update",
             "watch",
         ]
         .map(String::from)
         .to_vec(),
-        short_names: Vec::new(),
-        categories: Vec::new(),
-        subresources: Vec::new(),
-        list_kind: "WidgetList".into(),
-        definition: "com.example.v1.Widget".into(),
-        custom: None,
-    });
-    let mut extra = BTreeMap::new();
-    extra.insert(
-        "com.example.v1.Widget".to_string(),
-        json!({
-            "type": "object",
-            "properties": {
-                "metadata": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}]},
-                "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
+        short_names: vec!["wd".into()],
+        categories: vec!["all".into()],
+        subresources: vec![
+            beemesh_translator::SubresourceInfo {
+                name: "status".into(),
+                group: "example.com".into(),
+                version: version.into(),
+                kind: "Widget".into(),
+                verbs: ["get", "patch", "update"].map(String::from).to_vec(),
             },
-            "x-kubernetes-group-version-kind": [{"group": "example.com", "kind": "Widget", "version": "v1"}]
-        }),
-    );
-    extra.insert(
-        "com.example.v1.WidgetList".to_string(),
-        json!({"type": "object", "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/com.example.v1.Widget"}}}}),
-    );
-    let api = OpenApi::build_with_schemas(&registry, Catalog::builtin(), &extra);
+            beemesh_translator::SubresourceInfo {
+                name: "scale".into(),
+                group: "autoscaling".into(),
+                version: "v1".into(),
+                kind: "Scale".into(),
+                verbs: ["get", "patch", "update"].map(String::from).to_vec(),
+            },
+        ],
+        list_kind: "WidgetList".into(),
+        definition: String::new(),
+        custom: Some(Arc::new(beemesh_translator::registry::CustomVersion {
+            crd_name: "widgets.example.com".into(),
+            schema: Some(schema),
+            storage: true,
+            status: true,
+            ..Default::default()
+        })),
+    }
+}
+
+fn widget_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "description": "Desired state.",
+                     "properties": {"size": {"type": "integer", "description": "How big."}}}
+        }
+    })
+}
+
+#[test]
+fn custom_resources_are_published_with_their_schemas() {
+    let registry = Registry::builtin();
+    registry.insert(widget("v1", widget_schema()));
+    let api = OpenApi::build(&registry, Catalog::builtin());
     let d = doc(&api, "apis/example.com/v1");
+    let widget = &d["components"]["schemas"]["com.example.v1.Widget"];
     assert_eq!(
-        d["components"]["schemas"]["com.example.v1.Widget"]["properties"]["spec"]["properties"]["size"]
-            ["type"],
+        widget["properties"]["spec"]["properties"]["size"]["type"],
         "integer"
     );
+    assert_eq!(
+        widget["x-kubernetes-group-version-kind"],
+        json!([{"group": "example.com", "kind": "Widget", "version": "v1"}])
+    );
+    let meta = resolve(&d, &widget["properties"]["metadata"]);
+    assert!(meta["properties"]["name"].is_object());
+    assert!(d["components"]["schemas"]["com.example.v1.WidgetList"].is_object());
+    assert!(d["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
+    let item = &d["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"];
+    let patch = &item["patch"];
+    assert_eq!(patch["operationId"], "patchExampleComV1NamespacedWidget");
+    assert_eq!(
+        patch["requestBody"]["content"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        [
+            "application/apply-patch+yaml",
+            "application/json-patch+json",
+            "application/merge-patch+json"
+        ]
+    );
+    // kubectl checks PATCH operations for fieldValidation before relying on the server.
     assert!(
-        d["components"]["schemas"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"].is_object()
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation")
+    );
+    assert_eq!(
+        item["get"]["x-kubernetes-group-version-kind"],
+        json!({"group": "example.com", "kind": "Widget", "version": "v1"})
     );
     assert!(
-        d["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+        d["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"]["put"]
             .is_object()
     );
-    // Without the schema the CRD is left out, as `build` does.
-    let plain = OpenApi::build(&registry, Catalog::builtin());
-    assert!(plain.v3_group_version("apis/example.com/v1").is_none());
+    assert!(
+        d["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|p| !p.contains("/watch/"))
+    );
+
+    // Swagger 2.0 (JSON and protobuf) carries the v2 form.
+    let v2: Value = serde_json::from_slice(api.v2_json()).unwrap();
+    let widget = &v2["definitions"]["com.example.v1.Widget"];
+    assert_eq!(
+        widget["properties"]["metadata"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"]["description"],
+        "How big."
+    );
+    assert!(v2["paths"]["/apis/example.com/v1/widgets"]["get"].is_object());
+    assert!(!api.v2_protobuf().is_empty());
+}
+
+#[test]
+fn live_documents_follow_the_registry() {
+    let registry = Arc::new(Registry::builtin());
+    let live = LiveOpenApi::new(registry.clone(), Catalog::builtin());
+    let before = live.current();
+    assert!(before.v3_group_version("apis/example.com/v1").is_none());
+    // Unchanged registry: the same documents.
+    assert!(Arc::ptr_eq(&before, &live.current()));
+
+    registry.insert(widget("v1", widget_schema()));
+    let after = live.current();
+    assert!(after.v3_group_version("apis/example.com/v1").is_some());
+    assert!(
+        after.v3_index()["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("/openapi/v3/apis/example.com/v1?hash=")
+    );
+    // Re-registering the same version does not rebuild.
+    registry.insert(widget("v1", widget_schema()));
+    assert!(Arc::ptr_eq(&after, &live.current()));
+
+    // A changed schema does, with a new hash.
+    let (_, old_hash) = after.v3_group_version("apis/example.com/v1").unwrap();
+    let mut schema = widget_schema();
+    schema["properties"]["spec"]["properties"]["colour"] = json!({"type": "string"});
+    registry.insert(widget("v1", schema));
+    let changed = live.current();
+    let (_, new_hash) = changed.v3_group_version("apis/example.com/v1").unwrap();
+    assert_ne!(old_hash, new_hash);
+
+    registry.remove("example.com", "v1", "widgets");
+    assert!(
+        live.current()
+            .v3_group_version("apis/example.com/v1")
+            .is_none()
+    );
+    let v2: Value = serde_json::from_slice(live.current().v2_json()).unwrap();
+    assert!(v2["definitions"].get("com.example.v1.Widget").is_none());
 }
