@@ -17,6 +17,7 @@ use beemesh_translator::{ApiError, ResourceInfo};
 
 use crate::auth::UserInfo;
 use crate::negotiate::{self, IncludeObject, Output};
+use crate::patch::apply::{self, FieldManager};
 use crate::patch::{self, PatchType};
 use crate::request::{Query, ResourceTarget};
 use crate::reviews;
@@ -40,6 +41,13 @@ pub async fn handle(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // Who the write's fields belong to (managedFields).
+    let manager = apply::manager_name(
+        query.get("fieldManager"),
+        headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let verb_allowed = |verb: &str| {
         if res.has_verb(verb) {
             Ok(())
@@ -89,7 +97,16 @@ pub async fn handle(
         (&Method::POST, None, None) => {
             verb_allowed("create")?;
             let output = negotiate::negotiate(accept, false)?;
-            create(&state, &target, &query, content_type, &body, output).await
+            create(
+                &state,
+                &target,
+                &query,
+                content_type,
+                &body,
+                output,
+                manager,
+            )
+            .await
         }
         (&Method::POST, Some(name), Some("token")) => {
             let output = negotiate::negotiate(accept, false)?;
@@ -138,12 +155,13 @@ pub async fn handle(
             update(
                 &state,
                 &target,
-                name,
+                (name, sub),
                 part,
                 &query,
                 content_type,
                 &body,
                 output,
+                manager,
             )
             .await
         }
@@ -160,6 +178,7 @@ pub async fn handle(
                 content_type,
                 &body,
                 output,
+                manager,
             )
             .await
         }
@@ -178,6 +197,7 @@ pub async fn handle(
                 content_type,
                 &body,
                 accept,
+                manager,
             )
             .await
         }
@@ -649,12 +669,16 @@ async fn create(
     content_type: Option<&str>,
     body: &[u8],
     output: Output,
+    manager: String,
 ) -> Result<Response> {
     let res = &target.resource;
     let mut obj = negotiate::decode_body(content_type, body)?;
     check_type(res, &mut obj)?;
     let opts = write_options(query, "CreateOptions")?;
+    apply::validate_field_manager(query.get("fieldManager"), "CreateOptions", false)?;
     let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
+    let fields = FieldManager::new(res, state.service.catalog, None, manager);
+    record_update(res, &fields, None, &mut obj);
     let written = state
         .service
         .create(res, target.namespace.as_deref(), obj, &opts)
@@ -674,23 +698,35 @@ async fn create(
 async fn update(
     state: &AppState,
     target: &ResourceTarget,
-    name: &str,
+    (name, subresource): (&str, Option<&str>),
     part: Part,
     query: &Query,
     content_type: Option<&str>,
     body: &[u8],
     output: Output,
+    manager: String,
 ) -> Result<Response> {
     let res = &target.resource;
     let mut obj = negotiate::decode_body(content_type, body)?;
     check_type(res, &mut obj)?;
     let opts = write_options(query, "UpdateOptions")?;
+    apply::validate_field_manager(query.get("fieldManager"), "UpdateOptions", false)?;
     let mut warnings = duplicate_field_warnings(state, res, content_type, body, &opts)?;
+    let fields = FieldManager::new(res, state.service.catalog, subresource, manager);
     let written = state
         .service
-        .update(res, target.namespace.as_deref(), name, part, &opts, |_| {
-            Ok(obj.clone())
-        })
+        .update(
+            res,
+            target.namespace.as_deref(),
+            name,
+            part,
+            &opts,
+            |current| {
+                let mut new = obj.clone();
+                record_update(res, &fields, Some(current), &mut new);
+                Ok(new)
+            },
+        )
         .await?;
     warnings.extend(written.warnings);
     render_object(
@@ -713,14 +749,24 @@ async fn patch(
     content_type: Option<&str>,
     body: &[u8],
     output: Output,
+    manager: String,
 ) -> Result<Response> {
     let res = &target.resource;
     if body.len() > negotiate::MAX_BODY_BYTES {
         return Err(negotiate::too_large());
     }
     let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
+    check_patch_options(query, patch_type)?;
     let opts = write_options(query, "PatchOptions")?;
     let catalog = state.service.catalog;
+    let subresource = (part == Part::Status).then_some("status");
+    let fields = FieldManager::new(res, catalog, subresource, manager);
+    if patch_type == PatchType::Apply {
+        return server_side_apply(
+            state, target, name, part, query, body, output, &fields, &opts,
+        )
+        .await;
+    }
     let schema = catalog.schema(&res.definition);
     let written = state
         .service
@@ -735,6 +781,7 @@ async fn patch(
                 // A patch may not move the object or change its type or identity.
                 check_type(res, &mut patched)?;
                 check_uid_unchanged(res, name, current, &patched)?;
+                record_update(res, &fields, Some(current), &mut patched);
                 Ok(patched)
             },
         )
@@ -770,6 +817,126 @@ fn check_uid_unchanged(
             new.unwrap_or(&Value::Null),
             "field is immutable",
         )],
+    ))
+}
+
+/// Records an Update by `fields` in `new`'s managedFields, crediting the fields the write
+/// sets as defaulting will leave them (upstream defaults while decoding, before the field
+/// manager runs).
+fn record_update(
+    res: &ResourceInfo,
+    fields: &FieldManager<'_>,
+    live: Option<&Value>,
+    new: &mut Value,
+) {
+    let mut defaulted = new.clone();
+    beemesh_translator::defaulting::apply_defaults(res, &mut defaulted);
+    fields.update(live, new, &defaulted);
+}
+
+/// Upstream's `ValidatePatchOptions`: `fieldManager` is required for apply, `force` is
+/// only for apply, and the manager name must be valid.
+fn check_patch_options(query: &Query, patch_type: PatchType) -> Result<()> {
+    let apply = patch_type == PatchType::Apply;
+    if !apply && query.get("force").is_some() {
+        return Err(ApiError::invalid(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![beemesh_translator::validation::field::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            )],
+        ));
+    }
+    apply::validate_field_manager(query.get("fieldManager"), "PatchOptions", apply)
+}
+
+/// PATCH with `application/apply-patch+yaml`: merges the configuration into the object by
+/// its schema (creating the object when it does not exist), moving field ownership and
+/// answering conflicts with 409 unless `force=true`; the result goes through the normal
+/// update (or create) path.
+#[allow(clippy::too_many_arguments)]
+async fn server_side_apply(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    part: Part,
+    query: &Query,
+    body: &[u8],
+    output: Output,
+    fields: &FieldManager<'_>,
+    opts: &WriteOptions,
+) -> Result<Response> {
+    let res = &target.resource;
+    let ns = target.namespace.as_deref();
+    let force = query.flag("force");
+    let (config, mut warnings) = apply::decode_config(res, name, body, opts.field_validation)?;
+    // A resourceVersion or uid in the configuration is a precondition; otherwise the live
+    // object's must not become one (a concurrent write retries instead of failing).
+    let pinned = |field: &str| {
+        config
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (pinned_rv, pinned_uid) = (pinned("resourceVersion"), pinned("uid"));
+    for _ in 0..5 {
+        let updated = state
+            .service
+            .update(res, ns, name, part, opts, |current| {
+                let mut new = fields.apply(Some(current), &config, force)?;
+                if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                    for (field, pin) in [("resourceVersion", &pinned_rv), ("uid", &pinned_uid)] {
+                        match pin {
+                            Some(v) => meta.insert(field.into(), json!(v)),
+                            None => meta.remove(field),
+                        };
+                    }
+                }
+                Ok(new)
+            })
+            .await;
+        match updated {
+            Ok(written) => {
+                warnings.extend(written.warnings);
+                return render_object(
+                    res,
+                    StatusCode::OK,
+                    &written.object,
+                    output,
+                    query,
+                    &warnings,
+                );
+            }
+            Err(e) if e.code() == 404 && part == Part::Main && pinned_uid.is_none() => {
+                let obj = fields.apply(None, &config, force)?;
+                match state.service.create(res, ns, obj, opts).await {
+                    Ok(written) => {
+                        warnings.extend(written.warnings);
+                        return render_object(
+                            res,
+                            StatusCode::CREATED,
+                            &written.object,
+                            output,
+                            query,
+                            &warnings,
+                        );
+                    }
+                    // Created meanwhile: apply to it.
+                    Err(e) if e.reason() == "AlreadyExists" => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(
+        &res.group,
+        &res.plural,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
     ))
 }
 
@@ -1099,6 +1266,9 @@ struct DesiredScale {
 
 /// The autoscaling/v1 Scale view of an object with `spec.replicas`.
 fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
+    if let Some(scale) = beemesh_translator::crd::scale_spec(res) {
+        return beemesh_translator::crd::scale_view(scale, obj);
+    }
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let selector = obj
         .pointer("/spec/selector")
@@ -1154,9 +1324,11 @@ async fn scale(
     content_type: Option<&str>,
     body: &[u8],
     accept: Option<&str>,
+    manager: String,
 ) -> Result<Response> {
     let res = &target.resource;
     let output = negotiate::negotiate(accept, false)?;
+    let fields = FieldManager::new(res, state.service.catalog, Some("scale"), manager);
     let ns = target.namespace.as_deref();
     let catalog = state.service.catalog;
     let scale_schema = catalog.schema(SCALE_DEFINITION);
@@ -1255,7 +1427,8 @@ async fn scale(
                 .update(res, ns, name, Part::Main, &opts, |current| {
                     let desired = desired_scale(current)?;
                     let mut new = current.clone();
-                    new["spec"]["replicas"] = desired.replicas;
+                    let path = beemesh_translator::crd::spec_replicas_path(res);
+                    beemesh_translator::crd::set_path(&mut new, &path, desired.replicas);
                     // The Scale's resourceVersion and uid are preconditions on the object.
                     if let Some(rv) = desired.resource_version {
                         new["metadata"]["resourceVersion"] = json!(rv);
@@ -1263,6 +1436,8 @@ async fn scale(
                     if let Some(uid) = desired.uid {
                         new["metadata"]["uid"] = json!(uid);
                     }
+                    let changed = new.clone();
+                    fields.update(Some(current), &mut new, &changed);
                     Ok(new)
                 })
                 .await?;

@@ -433,6 +433,13 @@ impl ObjectService {
                         }
                     }
                 }
+                // managedFields record the status write itself (upstream's
+                // ResetObjectMetaForStatus keeps them from the new object).
+                if let Some(mf) = desired.pointer("/metadata/managedFields")
+                    && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    m.insert("managedFields".into(), mf.clone());
+                }
                 new
             }
             Part::Main => {

@@ -3,6 +3,7 @@
 
 // ApiError carries a full Status (message, subject, causes); it is the crate-wide error type.
 
+pub mod apply;
 pub mod json;
 pub mod merge;
 pub mod strategic;
