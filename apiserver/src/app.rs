@@ -303,6 +303,7 @@ async fn route(
     };
     let verb = kube_verb(&parts.method, target.name.is_some(), query.flag("watch")).to_string();
     let resource_name = target.resource.plural.clone();
+    let deprecation = deprecation_warning(&target.resource);
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(e) => return (verb, resource_name, Err(e)),
@@ -317,7 +318,33 @@ async fn route(
         body,
     )
     .await;
+    let r = match deprecation {
+        // Every answer for a deprecated CRD version warns, errors included, as upstream.
+        Some(text) => {
+            let mut resp = r.unwrap_or_else(|e| StatusResponse(e).into_response());
+            let value = format!(
+                "299 - \"{}\"",
+                text.replace('\\', "\\\\").replace('"', "\\\"")
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+            Ok(resp)
+        }
+        None => r,
+    };
     (verb, resource_name, r)
+}
+
+/// The warning a deprecated CRD version carries: its `deprecationWarning`, or upstream's
+/// `<group>/<version> <Kind> is deprecated`.
+fn deprecation_warning(res: &beemesh_translator::ResourceInfo) -> Option<String> {
+    let text = res.custom.as_ref()?.deprecation_warning.as_ref()?;
+    Some(if text.is_empty() {
+        format!("{}/{} {} is deprecated", res.group, res.version, res.kind)
+    } else {
+        text.clone()
+    })
 }
 
 fn discovery_document(state: &AppState, path: &str) -> Result<Response, ApiError> {
