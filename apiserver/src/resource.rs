@@ -972,10 +972,7 @@ fn duplicate_field_warnings(
 }
 
 /// DeleteOptions from the body (JSON) and the query string.
-struct DeleteOptions {
-    pre: Preconditions,
-    dry_run: bool,
-}
+type DeleteOptions = beemesh_translator::deletion::DeleteOptions;
 
 /// Upstream's `ValidateDeleteOptions` on propagationPolicy: a 422 on DeleteOptions.
 fn check_propagation_policy(policy: &str) -> Result<()> {
@@ -1007,6 +1004,8 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
     let mut dry_run = query.dry_run("DeleteOptions")?;
     let mut policy: Option<String> = None;
     let mut orphan_set = false;
+    let mut orphan: Option<bool> = None;
+    let mut grace: Option<i64> = None;
     if !body.iter().all(u8::is_ascii_whitespace) {
         let opts: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
@@ -1076,7 +1075,10 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
         }
         match opts.get("orphanDependents") {
             None | Some(Value::Null) => {}
-            Some(Value::Bool(_)) => orphan_set = true,
+            Some(Value::Bool(b)) => {
+                orphan_set = true;
+                orphan = Some(*b);
+            }
             Some(other) => {
                 return Err(delete_option_type_error(
                     "DeleteOptions.orphanDependents",
@@ -1087,7 +1089,7 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
         }
         match opts.get("gracePeriodSeconds") {
             None | Some(Value::Null) => {}
-            Some(v) if v.is_i64() => {}
+            Some(v) if v.is_i64() => grace = v.as_i64(),
             Some(other) => {
                 return Err(delete_option_type_error(
                     "DeleteOptions.gracePeriodSeconds",
@@ -1101,10 +1103,24 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
         check_propagation_policy(p)?;
         policy = Some(p.to_string());
     }
-    if query.get("orphanDependents").is_some() {
+    if let Some(o) = query.get("orphanDependents") {
         orphan_set = true;
+        orphan = Some(match o {
+            "true" | "1" | "t" | "T" | "TRUE" | "True" => true,
+            "false" | "0" | "f" | "F" | "FALSE" | "False" => false,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "strconv.ParseBool: parsing {other:?}: invalid syntax"
+                )));
+            }
+        });
     }
-    if let Some(p) = policy.filter(|_| orphan_set) {
+    if let Some(g) = query.get("gracePeriodSeconds") {
+        grace = Some(g.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.ParseInt: parsing {g:?}: invalid syntax"))
+        })?);
+    }
+    if let Some(p) = policy.as_ref().filter(|_| orphan_set) {
         return Err(ApiError::invalid(
             "meta.k8s.io",
             "DeleteOptions",
@@ -1116,7 +1132,15 @@ fn delete_options(query: &Query, body: &[u8]) -> Result<DeleteOptions> {
             )],
         ));
     }
-    Ok(DeleteOptions { pre, dry_run })
+    Ok(DeleteOptions {
+        preconditions: pre,
+        dry_run,
+        propagation: policy
+            .as_deref()
+            .and_then(beemesh_translator::deletion::Propagation::parse),
+        orphan_dependents: orphan,
+        grace_period_seconds: grace,
+    })
 }
 
 async fn delete(
@@ -1131,13 +1155,7 @@ async fn delete(
     let opts = delete_options(query, body)?;
     let (obj, gone) = state
         .service
-        .delete(
-            res,
-            target.namespace.as_deref(),
-            name,
-            &opts.pre,
-            opts.dry_run,
-        )
+        .delete_with(res, target.namespace.as_deref(), name, &opts)
         .await?;
     // Upstream's generic store answers a removal with a success Status unless the
     // resource's registry returns the deleted object; an object kept by finalizers (or a
@@ -1210,15 +1228,10 @@ async fn delete_collection(
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .map(str::to_string);
+        // Each object is deleted with the same options, as upstream's DeleteCollection.
         match state
             .service
-            .delete(
-                res,
-                ns.as_deref(),
-                &name,
-                &Preconditions::default(),
-                opts.dry_run,
-            )
+            .delete_with(res, ns.as_deref(), &name, &opts)
             .await
         {
             Ok((obj, _)) => deleted.push(obj),

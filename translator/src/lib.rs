@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod conversion;
 pub mod crd;
 pub mod defaulting;
+pub mod deletion;
 pub mod error;
 pub mod names;
 pub mod protobuf;

@@ -496,8 +496,10 @@ impl ObjectService {
         Ok((new, warnings))
     }
 
-    /// DELETE: removes the object, or marks it for deletion while finalizers remain.
-    /// A namespace turns Terminating; the namespace controller empties and removes it.
+    /// DELETE with default options (the kind's default propagation, the pod's own grace
+    /// period): removes the object, or marks it for deletion while finalizers remain. A
+    /// namespace turns Terminating; the namespace controller empties and removes it.
+    /// See `deletion` for the options.
     pub async fn delete(
         &self,
         res: &ResourceInfo,
@@ -506,47 +508,12 @@ impl ObjectService {
         pre: &Preconditions,
         dry_run: bool,
     ) -> Result<(Value, bool)> {
-        let ns = if res.namespaced { namespace } else { None };
-        if dry_run {
-            // What a real delete would do: remove it now, or mark it and keep it while
-            // finalizers remain (a namespace always turns Terminating first).
-            let obj = self.store.get(res, ns, name)?;
-            let kept = obj
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty())
-                || (res.group.is_empty() && res.plural == "namespaces");
-            return Ok((obj, !kept));
-        }
-        if res.group.is_empty() && res.plural == "namespaces" {
-            if matches!(name, "default" | "kube-system" | "kube-public") {
-                return Err(ApiError::forbidden(
-                    "",
-                    "namespaces",
-                    name,
-                    format!(
-                        "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-                    ),
-                ));
-            }
-            let now = now_rfc3339();
-            let obj = self
-                .store
-                .update(res, None, name, pre, |mut cur| {
-                    if cur.pointer("/metadata/deletionTimestamp").is_some() {
-                        return Ok(None);
-                    }
-                    if let Some(m) = cur.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.insert("deletionTimestamp".into(), json!(now));
-                        m.insert("deletionGracePeriodSeconds".into(), json!(0));
-                    }
-                    cur["status"] = json!({"phase": "Terminating"});
-                    Ok(Some(cur))
-                })
-                .await?;
-            return Ok((obj, false));
-        }
-        self.store.delete(res, ns, name, pre, &now_rfc3339()).await
+        let opts = crate::deletion::DeleteOptions {
+            preconditions: pre.clone(),
+            dry_run,
+            ..Default::default()
+        };
+        self.delete_with(res, namespace, name, &opts).await
     }
 }
 

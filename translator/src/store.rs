@@ -389,9 +389,15 @@ impl ObjectStore {
         if same_except_version(&current, &new) {
             return Ok(served);
         }
+        // Upstream's `shouldDeleteDuringUpdate`: a graceful deletion still running (a pod
+        // within its grace period) is finished by whoever ends it, not by the update.
         let finalizing = new
             .pointer("/metadata/deletionTimestamp")
             .is_some_and(|t| !t.is_null())
+            && current
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_none_or(|g| g == 0)
             && no_finalizers(&new, "/metadata/finalizers")
             && (!is_namespaces(res) || no_finalizers(&new, "/spec/finalizers"));
         self.commit(&key, Expected::Version(version), finalizing, &new)
@@ -437,6 +443,49 @@ impl ObjectStore {
             .await?
             .map_err(conflict)?;
         Ok((conversion::to_served(res, stored), true))
+    }
+
+    /// Deletes through `decide`, which sees the live object (as served) after the client's
+    /// preconditions passed and says whether to remove it, keep it in a new state
+    /// (`deletionTimestamp`, finalizers) or leave it; the write only lands if nobody
+    /// changed the object in between (409 otherwise). Returns the last state and whether
+    /// it is gone.
+    pub async fn delete_with(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        decide: impl FnOnce(&Value) -> Result<DeleteStep>,
+    ) -> Result<(Value, bool)> {
+        let key = object_key(res, namespace, name);
+        let (current, version) = self.current(res, name, &key)?;
+        check_preconditions(res, name, &current, pre, PreconditionSource::Client)?;
+        let served = conversion::to_served(res, current.clone());
+        let conflict = |_| ApiError::conflict(&res.group, &res.plural, name, MODIFIED);
+        match decide(&served)? {
+            DeleteStep::Unchanged => Ok((served, false)),
+            DeleteStep::Keep(new) => {
+                let new = conversion::to_storage(res, new);
+                // A repeated delete that changes nothing is not a write (etcd's no-op
+                // update keeps the revision).
+                if same_except_version(&current, &new) {
+                    return Ok((served, false));
+                }
+                let stored = self
+                    .commit(&key, Expected::Version(version), false, &new)
+                    .await?
+                    .map_err(conflict)?;
+                Ok((conversion::to_served(res, stored), false))
+            }
+            DeleteStep::Remove => {
+                let stored = self
+                    .commit(&key, Expected::Version(version), true, &current)
+                    .await?
+                    .map_err(conflict)?;
+                Ok((conversion::to_served(res, stored), true))
+            }
+        }
     }
 
     /// Starts a watch: the current objects (when `from` is `None`) and then every change
@@ -486,6 +535,28 @@ impl ObjectStore {
             }
         }
     }
+}
+
+/// What a delete does to the live object (see `ObjectStore::delete_with`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeleteStep {
+    /// Remove the key now.
+    Remove,
+    /// Keep the object in this new state (marked for deletion).
+    Keep(Value),
+    /// Leave the object as it is (its deletion is already under way).
+    Unchanged,
+}
+
+/// A client's DeleteOptions.preconditions against the live object (for dry runs, which
+/// check without writing).
+pub fn check_delete_preconditions(
+    res: &ResourceInfo,
+    name: &str,
+    current: &Value,
+    pre: &Preconditions,
+) -> Result<()> {
+    check_preconditions(res, name, current, pre, PreconditionSource::Client)
 }
 
 fn no_finalizers(obj: &Value, pointer: &str) -> bool {
