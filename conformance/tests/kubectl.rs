@@ -1336,7 +1336,7 @@ spec:
 }
 
 /// Server-side apply is issue #4's work: flip this when it lands and the case runs.
-const SERVER_SIDE_APPLY_PENDING: bool = true;
+const SERVER_SIDE_APPLY_PENDING: bool = false;
 
 fn apply_server_side(ctx: &Ctx) {
     if SERVER_SIDE_APPLY_PENDING {
