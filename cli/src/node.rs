@@ -131,6 +131,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let catalog = Catalog::builtin();
     let store = ObjectStore::with_router(replica.clone(), Arc::new(mesh.clone()));
     let service = ObjectService::new(store, registry.clone(), catalog);
+    // Custom resources are served from the first request: the CRDs this replica holds are
+    // registered now, and every later CRD change on this node's replica as it lands.
+    let registrar = beemesh_workloads::CrdRegistrar::new(service.clone());
+    if let Err(e) = registrar.sync() {
+        tracing::warn!(error = %e, "registering custom resources failed");
+    }
+    tokio::spawn(registrar.run());
     // ServiceAccount tokens are signed with the mesh CA key, which every member holds,
     // so a token issued by one node verifies on all of them and across restarts.
     let state = AppState::with_pki(service.clone(), &pki);
@@ -202,6 +209,7 @@ async fn become_ready(
     if let Err(e) = service.bootstrap_api_endpoints(api).await {
         tracing::warn!(error = %e, "registering this API server in the kubernetes Endpoints failed");
     }
+    tokio::spawn(beemesh_workloads::CrdController::new(service.clone()).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());
     state.set_ready(true);
     let members = mesh.members().len();

@@ -37,11 +37,18 @@ pub fn storage_version(group: &str, plural: &str) -> Option<&'static str> {
 
 /// Whether objects of `res` must be converted between storage and the wire.
 pub fn needs_conversion(res: &ResourceInfo) -> bool {
+    // Custom resources: every version is served from one stored form (`None` conversion).
+    if res.custom.is_some() {
+        return true;
+    }
     storage_version(&res.group, &res.plural).is_some_and(|v| v != res.version)
 }
 
 /// A stored object as `res` serves it.
 pub fn to_served(res: &ResourceInfo, stored: Value) -> Value {
+    if res.custom.is_some() {
+        return crate::crd::to_served(res, stored);
+    }
     if !needs_conversion(res) {
         return stored;
     }

@@ -102,6 +102,63 @@ pub fn to_served(res: &ResourceInfo, mut obj: Value) -> Value {
     obj
 }
 
+/// The scale subresource's definition of a custom resource version, if enabled.
+pub fn scale_spec(res: &ResourceInfo) -> Option<&Value> {
+    res.custom.as_ref()?.scale.as_ref()
+}
+
+/// Where a resource keeps its desired replicas: the CRD's `specReplicasPath`, or
+/// `.spec.replicas` for the built-in workloads.
+pub fn spec_replicas_path(res: &ResourceInfo) -> String {
+    scale_spec(res)
+        .and_then(|s| s.get("specReplicasPath"))
+        .and_then(Value::as_str)
+        .unwrap_or(".spec.replicas")
+        .to_string()
+}
+
+/// The autoscaling/v1 Scale of a custom resource, read through the CRD's paths, as
+/// apiextensions-apiserver's scale subresource builds it.
+pub fn scale_view(scale: &Value, obj: &Value) -> Value {
+    let path = |k: &str| scale.get(k).and_then(Value::as_str).unwrap_or_default();
+    let replicas = |p: &str| {
+        if p.is_empty() {
+            json!(0)
+        } else {
+            get_path(obj, p)
+                .filter(|v| v.is_i64())
+                .cloned()
+                .unwrap_or(json!(0))
+        }
+    };
+    let mut meta = json!({});
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
+        if let Some(v) = obj.pointer(&format!("/metadata/{f}")) {
+            meta[f] = v.clone();
+        }
+    }
+    let mut status = json!({"replicas": replicas(path("statusReplicasPath"))});
+    let selector_path = path("labelSelectorPath");
+    if !selector_path.is_empty()
+        && let Some(Value::String(sel)) = get_path(obj, selector_path)
+    {
+        status["selector"] = json!(sel);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": meta,
+        "spec": {"replicas": replicas(path("specReplicasPath"))},
+        "status": status,
+    })
+}
+
 /// Reads a JSONPath-lite (`.spec.replicas`) as the scale subresource's paths are written.
 pub fn get_path<'v>(obj: &'v Value, path: &str) -> Option<&'v Value> {
     let mut cur = obj;

@@ -1,0 +1,491 @@
+//! CustomResourceDefinitions through the API: a CRD becomes Established and serves its
+//! kind (CRUD, list, watch, every served version), bad CRDs and bad custom resources are
+//! 422 with upstream's field paths, unknown fields are pruned (or refused under Strict),
+//! defaults apply, `/status` and `/scale` behave like upstream's, and deleting the CRD
+//! deletes its custom resources and the kind.
+
+mod common;
+
+use std::time::Duration;
+
+use beemesh_workloads::{CrdController, CrdRegistrar};
+use common::Node;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
+
+/// A node with the CRD registrar and controller running, as `beemesh up` runs them.
+async fn node() -> Node {
+    let node = Node::start().await;
+    let service = node.state.service.clone();
+    let registrar = CrdRegistrar::new(service.clone());
+    registrar.sync().unwrap();
+    tokio::spawn(registrar.run());
+    tokio::spawn(CrdController::new(service).run());
+    node
+}
+
+fn version(name: &str, storage: bool) -> Value {
+    json!({"name": name, "served": true, "storage": storage,
+        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+            "spec": {"type": "object", "required": ["size"],
+                "x-kubernetes-validations": [{"rule": "self.size <= self.maxSize", "message": "size must not exceed maxSize"}],
+                "properties": {
+                "size": {"type": "integer", "minimum": 1},
+                "maxSize": {"type": "integer", "default": 10},
+                "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                "replicas": {"type": "integer"},
+                "selector": {"type": "string"},
+                "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+            "status": {"type": "object", "properties": {
+                "replicas": {"type": "integer"}, "phase": {"type": "string"}}}}}},
+        "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".spec.selector"}},
+        "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]})
+}
+
+fn widget_crd() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"], "categories": ["all"]},
+            "versions": [version("v1", true), version("v1beta1", false)]}})
+}
+
+fn widget(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec})
+}
+
+/// Waits until the CRD reports Established=True and its kind is served.
+async fn established(node: &Node, name: &str) -> Value {
+    for _ in 0..100 {
+        let r = node.get(&format!("{CRDS}/{name}")).send().await;
+        let crd = r.json();
+        let established = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Established" && c["status"] == "True");
+        let plural = crd["spec"]["names"]["plural"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let group = crd["spec"]["group"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let served = node.get(&format!("/apis/{group}/v1")).send().await.json()["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["name"] == plural.as_str());
+        if established && served {
+            return crd;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never became established");
+}
+
+#[tokio::test]
+async fn crd_is_established_and_serves_crud_list_and_watch() {
+    let node = node().await;
+    let created = node.create(CRDS, widget_crd()).await;
+    assert_eq!(
+        created["metadata"]["finalizers"],
+        json!(["customresourcecleanup.apiextensions.k8s.io"])
+    );
+    assert_eq!(created["status"]["storedVersions"], json!(["v1"]));
+    let crd = established(&node, "widgets.example.com").await;
+    assert_eq!(crd["status"]["acceptedNames"]["kind"], "Widget");
+    assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
+    assert_eq!(crd["status"]["acceptedNames"]["shortNames"], json!(["wd"]));
+    let names_accepted = crd["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "NamesAccepted")
+        .unwrap();
+    assert_eq!(names_accepted["status"], "True");
+    assert_eq!(names_accepted["reason"], "NoConflicts");
+
+    let discovery = node.get("/apis/example.com/v1").send().await.json();
+    let res = &discovery["resources"][0];
+    assert_eq!(res["name"], "widgets");
+    assert_eq!(res["kind"], "Widget");
+    assert_eq!(res["shortNames"], json!(["wd"]));
+    assert!(res["namespaced"].as_bool().unwrap());
+
+    let mut watch = node.get(&format!("{WIDGETS}?watch=true")).stream().await;
+    let w = node.create(WIDGETS, widget("a", json!({"size": 2}))).await;
+    assert_eq!(w["metadata"]["generation"], 1);
+    assert_eq!(w["spec"]["color"], "red", "defaulted");
+    assert_eq!(w["spec"]["maxSize"], 10, "defaulted");
+    let ev = watch.next().await;
+    assert_eq!(ev["type"], "ADDED");
+    assert_eq!(ev["object"]["metadata"]["name"], "a");
+
+    // Every served version reads the same object, with its own apiVersion.
+    let beta = node
+        .get("/apis/example.com/v1beta1/namespaces/default/widgets/a")
+        .send()
+        .await
+        .json();
+    assert_eq!(beta["apiVersion"], "example.com/v1beta1");
+    assert_eq!(beta["spec"]["size"], 2);
+    let list = node.get(WIDGETS).send().await.json();
+    assert_eq!(list["kind"], "WidgetList");
+    assert_eq!(list["apiVersion"], "example.com/v1");
+    assert_eq!(list["items"][0]["apiVersion"], "example.com/v1");
+    let beta_list = node
+        .get("/apis/example.com/v1beta1/widgets")
+        .send()
+        .await
+        .json();
+    assert_eq!(beta_list["items"][0]["apiVersion"], "example.com/v1beta1");
+
+    // Written through v1beta1, read through v1.
+    let mut via_beta = widget("b", json!({"size": 3}));
+    via_beta["apiVersion"] = json!("example.com/v1beta1");
+    node.create(
+        "/apis/example.com/v1beta1/namespaces/default/widgets",
+        via_beta,
+    )
+    .await;
+    let b = node.get(&format!("{WIDGETS}/b")).send().await.json();
+    assert_eq!(b["apiVersion"], "example.com/v1");
+
+    // Merge and JSON patches work; strategic merge patch is 415 as upstream.
+    let patched = node
+        .patch(&format!("{WIDGETS}/a"))
+        .merge(&json!({"spec": {"size": 5}}))
+        .send()
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text());
+    assert_eq!(patched.json()["spec"]["size"], 5);
+    assert_eq!(patched.json()["metadata"]["generation"], 2);
+    let ev = watch.next().await;
+    assert_eq!(ev["type"], "ADDED");
+    let ev = watch.next().await;
+    assert_eq!(ev["type"], "MODIFIED");
+    let jp = node
+        .patch(&format!("{WIDGETS}/a"))
+        .json_patch(&json!([{"op": "replace", "path": "/spec/size", "value": 6}]))
+        .send()
+        .await;
+    assert_eq!(jp.status, StatusCode::OK, "{}", jp.text());
+    node.patch(&format!("{WIDGETS}/a"))
+        .strategic(&json!({"spec": {"size": 7}}))
+        .send()
+        .await
+        .status_error(415, "UnsupportedMediaType", "application/merge-patch+json");
+
+    let gone = node.delete(&format!("{WIDGETS}/b")).send().await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text());
+    assert_eq!(node.get(&format!("{WIDGETS}/b")).send().await.status, 404);
+}
+
+#[tokio::test]
+async fn bad_crds_are_invalid_with_upstream_paths_and_nothing_is_stored() {
+    let node = node().await;
+    let mut crd = widget_crd();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("type");
+    let r = node.post(CRDS).json(&crd).send().await;
+    let status = r.status_error(
+        422,
+        "Invalid",
+        "CustomResourceDefinition.apiextensions.k8s.io \"widgets.example.com\" is invalid",
+    );
+    let fields: Vec<&str> = status["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"spec.versions[0].schema.openAPIV3Schema.properties[spec].type"),
+        "{fields:?}"
+    );
+    assert_eq!(
+        node.get(&format!("{CRDS}/widgets.example.com"))
+            .send()
+            .await
+            .status,
+        404
+    );
+
+    let mut wrong_name = widget_crd();
+    wrong_name["metadata"]["name"] = json!("gadgets.example.com");
+    let s = node.post(CRDS).json(&wrong_name).send().await.status_error(
+        422,
+        "Invalid",
+        "must be spec.names.plural",
+    );
+    assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
+
+    let mut two_storage = widget_crd();
+    two_storage["spec"]["versions"][1]["storage"] = json!(true);
+    let s = node
+        .post(CRDS)
+        .json(&two_storage)
+        .send()
+        .await
+        .status_error(
+            422,
+            "Invalid",
+            "must have exactly one version marked as storage version",
+        );
+    assert_eq!(s["details"]["causes"][0]["field"], "spec.versions");
+}
+
+#[tokio::test]
+async fn bad_custom_resources_are_invalid_with_paths_and_unknown_fields_are_pruned() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+
+    let bad = widget(
+        "bad",
+        json!({"size": "big", "color": "pink", "tags": ["a", "a"]}),
+    );
+    let s = node.post(WIDGETS).json(&bad).send().await.status_error(
+        422,
+        "Invalid",
+        "Widget.example.com \"bad\" is invalid",
+    );
+    let causes: Vec<(String, String)> = s["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap().to_string(),
+                c["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        causes.contains(&(
+            "spec.size".into(),
+            "Invalid value: \"string\": spec.size in body must be of type integer: \"string\""
+                .into()
+        )),
+        "{causes:?}"
+    );
+    assert!(causes.contains(&(
+        "spec.color".into(),
+        "Unsupported value: \"pink\": supported values: \"red\", \"blue\"".into()
+    )));
+    assert!(causes.contains(&("spec.tags[1]".into(), "Duplicate value: \"a\"".into())));
+    let missing = node
+        .post(WIDGETS)
+        .json(&widget("missing", json!({})))
+        .send()
+        .await
+        .status_error(422, "Invalid", "spec.size: Required value");
+    assert_eq!(missing["details"]["causes"][0]["field"], "spec.size");
+
+    // CEL rule.
+    let cel = node
+        .post(WIDGETS)
+        .json(&widget("big", json!({"size": 20, "maxSize": 5})))
+        .send()
+        .await
+        .status_error(422, "Invalid", "size must not exceed maxSize");
+    assert_eq!(cel["details"]["causes"][0]["field"], "spec");
+
+    // Unknown fields: Warn (the default) drops them with a warning; Strict refuses.
+    let r = node
+        .post(WIDGETS)
+        .json(&widget(
+            "pruned",
+            json!({"size": 1, "bogus": true, "extra": {"kept": 1}}),
+        ))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.json()["spec"].get("bogus").is_none());
+    assert_eq!(r.json()["spec"]["extra"]["kept"], 1);
+    assert!(
+        r.warnings()
+            .iter()
+            .any(|w| w.contains("unknown field") && w.contains("spec.bogus")),
+        "{:?}",
+        r.warnings()
+    );
+    node.post(&format!("{WIDGETS}?fieldValidation=Strict"))
+        .json(&widget("strict", json!({"size": 1, "bogus": true})))
+        .send()
+        .await
+        .status_error(
+            400,
+            "BadRequest",
+            "strict decoding error: unknown field \"spec.bogus\"",
+        );
+    let ignored = node
+        .post(&format!("{WIDGETS}?fieldValidation=Ignore"))
+        .json(&widget("ignored", json!({"size": 1, "bogus": true})))
+        .send()
+        .await;
+    assert_eq!(ignored.status, StatusCode::CREATED);
+    assert!(ignored.warnings().is_empty());
+}
+
+#[tokio::test]
+async fn status_and_scale_subresources() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    let mut w = widget("s", json!({"size": 1, "replicas": 2, "selector": "app=s"}));
+    w["status"] = json!({"phase": "Ignored"});
+    let created = node.create(WIDGETS, w).await;
+    assert!(
+        created.get("status").is_none(),
+        "status is dropped on create"
+    );
+
+    // /status changes only status, and does not bump the generation.
+    let mut st = created.clone();
+    st["status"] = json!({"phase": "Ready", "replicas": 1});
+    st["spec"]["size"] = json!(9);
+    let r = node
+        .put(&format!("{WIDGETS}/s/status"))
+        .json(&st)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let after = r.json();
+    assert_eq!(after["status"]["phase"], "Ready");
+    assert_eq!(after["spec"]["size"], 1);
+    assert_eq!(after["metadata"]["generation"], 1);
+
+    // The main endpoint ignores status changes.
+    let r = node
+        .patch(&format!("{WIDGETS}/s"))
+        .merge(&json!({"status": {"phase": "Hacked"}, "spec": {"size": 3}}))
+        .send()
+        .await;
+    let after = r.json();
+    assert_eq!(after["status"]["phase"], "Ready");
+    assert_eq!(after["spec"]["size"], 3);
+    assert_eq!(after["metadata"]["generation"], 2);
+
+    // Scale reads and writes through the CRD's paths.
+    let scale = node.get(&format!("{WIDGETS}/s/scale")).send().await.json();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "app=s");
+    let r = node
+        .patch(&format!("{WIDGETS}/s/scale"))
+        .merge(&json!({"spec": {"replicas": 5}}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["spec"]["replicas"], 5);
+    let mut put = r.json();
+    put["spec"]["replicas"] = json!(4);
+    let r = node
+        .put(&format!("{WIDGETS}/s/scale"))
+        .json(&put)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let w = node.get(&format!("{WIDGETS}/s")).send().await.json();
+    assert_eq!(w["spec"]["replicas"], 4);
+}
+
+#[tokio::test]
+async fn deleting_the_crd_deletes_its_resources_and_the_kind() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    for n in ["x", "y"] {
+        node.create(WIDGETS, widget(n, json!({"size": 1}))).await;
+    }
+    let r = node
+        .delete(&format!("{CRDS}/widgets.example.com"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for _ in 0..100 {
+        if node
+            .get(&format!("{CRDS}/widgets.example.com"))
+            .send()
+            .await
+            .status
+            == StatusCode::NOT_FOUND
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        node.get(&format!("{CRDS}/widgets.example.com"))
+            .send()
+            .await
+            .status,
+        404,
+        "the finalizer was removed"
+    );
+    for _ in 0..100 {
+        if node.get(WIDGETS).send().await.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        node.get(WIDGETS).send().await.status,
+        404,
+        "the kind is gone"
+    );
+    // Re-creating the CRD serves an empty kind: the old instances were deleted.
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    let list = node.get(WIDGETS).send().await.json();
+    assert_eq!(list["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_conflicting_crd_is_not_accepted() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    let mut other = widget_crd();
+    other["metadata"]["name"] = json!("gizmos.example.com");
+    other["spec"]["names"] = json!({"plural": "gizmos", "singular": "gizmo", "kind": "Widget"});
+    node.create(CRDS, other).await;
+    for _ in 0..100 {
+        let crd = node
+            .get(&format!("{CRDS}/gizmos.example.com"))
+            .send()
+            .await
+            .json();
+        if let Some(c) = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "NamesAccepted")
+        {
+            assert_eq!(c["status"], "False");
+            assert_eq!(c["reason"], "KindConflict");
+            let est = crd["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Established")
+                .unwrap();
+            assert_eq!(est["status"], "False");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gizmos never got a NamesAccepted condition");
+}
