@@ -5,7 +5,6 @@ pub mod bootstrap;
 pub mod catalog;
 pub mod conversion;
 pub mod crd;
-pub mod crd;
 pub mod defaulting;
 pub mod deletion;
 pub mod error;

@@ -182,10 +182,6 @@ fn decode_checks<S: SchemaLookup + ?Sized>(
     if let Some(unknown) = crate::crd::prune(res, obj) {
         strict_errors.extend(unknown.iter().map(|p| format!("unknown field {p:?}")));
     }
-    // Custom resources: the CRD version's structural schema decides what is unknown.
-    if let Some(unknown) = crate::crd::prune(res, obj) {
-        strict_errors.extend(unknown.iter().map(|p| format!("unknown field {p:?}")));
-    }
     match mode {
         FieldValidation::Strict if !strict_errors.is_empty() => Err(cannot_handle(
             res,
