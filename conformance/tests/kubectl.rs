@@ -45,6 +45,11 @@ kubectl_cases!(
     // apply
     apply_lifecycle,
     apply_server_side,
+    apply_server_side_conflict_message,
+    apply_server_side_shared_list_map,
+    apply_server_side_removes_dropped_fields,
+    apply_client_side_upgrade_to_server_side,
+    apply_server_side_diff_and_managed_fields,
     apply_dry_run_server,
     diff,
     // get
@@ -1396,6 +1401,209 @@ fn apply_server_side(ctx: &Ctx) {
     )
     .ok();
     assert_eq!(jsonpath(k, &["deploy", "web"], "{.spec.replicas}"), "3");
+}
+
+/// The conflict kubectl reports without `--force-conflicts`, and that forcing resolves it.
+fn apply_server_side_conflict_message(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    let v1 = deployment("ssa-conflict", "nginx:1.27");
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &v1)
+        .ok();
+    k.run(&["scale", "deployment", "ssa-conflict", "--replicas=4"])
+        .ok();
+    let v2 = v1.replace("replicas: 2", "replicas: 6");
+    let out = fails_with(
+        k.run_stdin(&["apply", "--server-side", "-f", "-"], &v2),
+        &[
+            "Apply failed with 1 conflict: conflict with",
+            ".spec.replicas",
+            "--force-conflicts",
+        ],
+    );
+    assert!(
+        out.stderr.contains("subresource \"scale\""),
+        "names the scale writer: {out}"
+    );
+    assert_eq!(
+        jsonpath(k, &["deploy", "ssa-conflict"], "{.spec.replicas}"),
+        "4"
+    );
+    k.run_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &v2,
+    )
+    .ok();
+    assert_eq!(
+        jsonpath(k, &["deploy", "ssa-conflict"], "{.spec.replicas}"),
+        "6"
+    );
+}
+
+/// Two appliers own different containers of one list-map (containers by name).
+fn apply_server_side_shared_list_map(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    let main = deployment("ssa-shared", "nginx:1.27");
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &main)
+        .ok();
+    let sidecar = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa-shared
+spec:
+  template:
+    spec:
+      containers:
+      - name: log
+        image: busybox
+";
+    k.run_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=sidecar",
+            "-f",
+            "-",
+        ],
+        sidecar,
+    )
+    .ok();
+    let names = "{.spec.template.spec.containers[*].name}";
+    assert_eq!(jsonpath(k, &["deploy", "ssa-shared"], names), "web log");
+    // The main applier re-applies its own manifest: the sidecar's container stays.
+    let v2 = main.replace("nginx:1.27", "nginx:1.28");
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &v2)
+        .ok();
+    assert_eq!(jsonpath(k, &["deploy", "ssa-shared"], names), "web log");
+    // The sidecar stops applying its container: it goes, the main one stays.
+    let without = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: ssa-shared
+  labels:
+    sidecar: \"gone\"
+";
+    k.run_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=sidecar",
+            "-f",
+            "-",
+        ],
+        without,
+    )
+    .ok();
+    assert_eq!(jsonpath(k, &["deploy", "ssa-shared"], names), "web");
+    assert_eq!(
+        jsonpath(
+            k,
+            &["deploy", "ssa-shared"],
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.28"
+    );
+}
+
+/// A field the applier stops applying is removed; one another manager set stays.
+fn apply_server_side_removes_dropped_fields(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    let with_data = configmap("ssa-drop", &[("a", "1"), ("b", "2")], &[]);
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &with_data)
+        .ok();
+    k.run(&["label", "configmap", "ssa-drop", "owner=someone-else"])
+        .ok();
+    let fewer = configmap("ssa-drop", &[("a", "1")], &[]);
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &fewer)
+        .ok();
+    let cm = k.get_json(&["configmap", "ssa-drop"]);
+    assert_eq!(cm["data"], json!({"a": "1"}), "{cm}");
+    assert_eq!(cm["metadata"]["labels"]["owner"], "someone-else");
+}
+
+/// `kubectl apply` (client-side), then `--server-side` with a changed manifest (no
+/// conflicts with the fields the last-applied annotation shows), then client-side again.
+fn apply_client_side_upgrade_to_server_side(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    let v1 = deployment("ssa-upgrade", "nginx:1.27");
+    k.apply(&v1);
+    let v2 = v1
+        .replace("nginx:1.27", "nginx:1.28")
+        .replace("replicas: 2", "replicas: 3");
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &v2)
+        .ok()
+        .stdout_has("deployment.apps/ssa-upgrade serverside-applied");
+    let d = k.get_json(&["deployment", "ssa-upgrade"]);
+    assert_eq!(d["spec"]["replicas"], 3);
+    let last = d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("nginx:1.28"),
+        "annotation kept in sync: {last}"
+    );
+    let v3 = v2.replace("nginx:1.28", "nginx:1.29");
+    k.apply(&v3);
+    assert_eq!(
+        jsonpath(
+            k,
+            &["deploy", "ssa-upgrade"],
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.29"
+    );
+    assert_eq!(
+        jsonpath(k, &["deploy", "ssa-upgrade"], "{.spec.replicas}"),
+        "3"
+    );
+}
+
+/// After an apply, `kubectl diff --server-side` shows nothing; managedFields show with
+/// `--show-managed-fields`.
+fn apply_server_side_diff_and_managed_fields(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    let d = deployment("ssa-diff", "nginx:1.27");
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &d).ok();
+    let rv = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
+    let out = k.run_stdin(&["diff", "--server-side", "-f", "-"], &d).ok();
+    assert!(out.stdout.trim().is_empty(), "diff after apply: {out}");
+    // Applying the same manifest again changes nothing.
+    k.run_stdin(&["apply", "--server-side", "-f", "-"], &d).ok();
+    assert_eq!(
+        jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}"),
+        rv
+    );
+    let changed = d.replace("nginx:1.27", "nginx:1.28");
+    let out = k.run_stdin(&["diff", "--server-side", "-f", "-"], &changed);
+    assert!(
+        out.stdout.contains("nginx:1.28"),
+        "diff shows the change: {out}"
+    );
+    let yaml = k
+        .run(&[
+            "get",
+            "deploy",
+            "ssa-diff",
+            "-o",
+            "yaml",
+            "--show-managed-fields",
+        ])
+        .ok()
+        .stdout;
+    for needle in [
+        "managedFields:",
+        "manager: kubectl",
+        "operation: Apply",
+        "fieldsType: FieldsV1",
+        "f:replicas: {}",
+    ] {
+        assert!(yaml.contains(needle), "{needle} missing: {yaml}");
+    }
+    let plain = k
+        .run(&["get", "deploy", "ssa-diff", "-o", "yaml"])
+        .ok()
+        .stdout;
+    assert!(!plain.contains("managedFields"), "hidden by default");
 }
 
 fn apply_dry_run_server(ctx: &Ctx) {
