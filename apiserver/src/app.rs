@@ -336,15 +336,11 @@ async fn route(
     (verb, resource_name, r)
 }
 
-/// The warning a deprecated CRD version carries: its `deprecationWarning`, or upstream's
-/// `<group>/<version> <Kind> is deprecated`.
+/// The warning a deprecated CRD version carries (registration fills in upstream's default
+/// `<group>/<version> <Kind> is deprecated`); an empty `deprecationWarning` silences it.
 fn deprecation_warning(res: &beemesh_translator::ResourceInfo) -> Option<String> {
     let text = res.custom.as_ref()?.deprecation_warning.as_ref()?;
-    Some(if text.is_empty() {
-        format!("{}/{} {} is deprecated", res.group, res.version, res.kind)
-    } else {
-        text.clone()
-    })
+    (!text.is_empty()).then(|| text.clone())
 }
 
 fn discovery_document(state: &AppState, path: &str) -> Result<Response, ApiError> {

@@ -102,9 +102,11 @@ fn widget_version(version: &str, storage: bool, deprecation: Option<&str>) -> Re
 async fn node_with_widgets() -> Node {
     let node = Node::start().await;
     // Inserted out of priority order: discovery must still prefer v1.
-    node.state
-        .registry
-        .insert(widget_version("v1beta1", false, Some("")));
+    node.state.registry.insert(widget_version(
+        "v1beta1",
+        false,
+        Some("example.com/v1beta1 Widget is deprecated"),
+    ));
     node.state
         .registry
         .insert(widget_version("v2alpha1", false, None));
@@ -131,9 +133,11 @@ async fn discovery_lists_custom_resources_with_the_preferred_version_first() {
             .iter()
             .all(|g| g["name"] != "example.com")
     );
-    node.state
-        .registry
-        .insert(widget_version("v1beta1", false, Some("")));
+    node.state.registry.insert(widget_version(
+        "v1beta1",
+        false,
+        Some("example.com/v1beta1 Widget is deprecated"),
+    ));
     node.state
         .registry
         .insert(widget_version("v2alpha1", false, None));
@@ -393,7 +397,11 @@ async fn deprecated_versions_warn() {
     let r = node.get(&format!("{path}/missing")).send().await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.warnings().len(), 1);
-    // A version's own text wins; others do not warn.
+    // A version's own text wins, an empty one silences the warning; others do not warn.
+    node.state
+        .registry
+        .insert(widget_version("v1beta1", false, Some("")));
+    assert!(node.get(path).send().await.warnings().is_empty());
     node.state.registry.insert(widget_version(
         "v1beta1",
         false,
