@@ -33,6 +33,8 @@ fn rule_for(group: &str, kind: &str) -> Option<Rule> {
         ("apps", "DaemonSet") => |o, c| validate_workload(o, c, "daemonset", false),
         ("batch", "Job") => validate_job,
         ("batch", "CronJob") => validate_cron_job,
+        ("", "Event") => super::events::validate_core_event,
+        ("events.k8s.io", "Event") => super::events::validate_events_v1_event,
         _ => return None,
     })
 }
@@ -385,6 +387,39 @@ fn validate_label_selector(selector: &Value, path: &str, causes: &mut Vec<Cause>
     }
 }
 
+/// `pod_spec` with a placeholder volume for each of the StatefulSet's
+/// `volumeClaimTemplates` that no pod volume already names.
+fn with_claim_volumes(pod_spec: &Value, spec: &Value) -> Value {
+    let mut pod_spec = pod_spec.clone();
+    let claims: Vec<String> = list_at(spec, "volumeClaimTemplates")
+        .iter()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    if claims.is_empty() {
+        return pod_spec;
+    }
+    let Some(obj) = pod_spec.as_object_mut() else {
+        return pod_spec;
+    };
+    let volumes = obj
+        .entry("volumes")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !volumes.is_array() {
+        *volumes = Value::Array(Vec::new());
+    }
+    if let Value::Array(volumes) = volumes {
+        for name in claims {
+            if !volumes.iter().any(|v| v["name"] == name.as_str()) {
+                volumes.push(
+                    serde_json::json!({"name": name, "persistentVolumeClaim": {"claimName": name}}),
+                );
+            }
+        }
+    }
+    pod_spec
+}
+
 /// Deployment, ReplicaSet, StatefulSet and DaemonSet: selector present, non-empty and
 /// matching the template's labels; replicas not negative; pods restart Always.
 fn validate_workload(obj: &Value, causes: &mut Vec<Cause>, noun: &str, has_replicas: bool) {
@@ -421,7 +456,17 @@ fn validate_workload(obj: &Value, causes: &mut Vec<Cause>, noun: &str, has_repli
     }
     validate_template_metadata(template, "spec.template", causes);
     let pod_spec = template.get("spec").unwrap_or(&Value::Null);
-    validate_pod_spec(pod_spec, "spec.template.spec", causes);
+    if noun == "statefulset" {
+        // A StatefulSet's containers mount its volumeClaimTemplates by name too: upstream
+        // checks mounts against the union, so the claims count as volumes here.
+        validate_pod_spec(
+            &with_claim_volumes(pod_spec, spec),
+            "spec.template.spec",
+            causes,
+        );
+    } else {
+        validate_pod_spec(pod_spec, "spec.template.spec", causes);
+    }
     if let Some(policy) = pod_spec.get("restartPolicy").filter(|p| !p.is_null())
         && policy.as_str() != Some("Always")
     {
@@ -818,6 +863,21 @@ mod tests {
         assert_eq!(
             messages(&kind_causes("", "Pod", &pod)),
             ["spec.containers[0].volumeMounts[1].name: Not found: \"cache\""]
+        );
+    }
+
+    #[test]
+    fn statefulset_mounts_may_name_a_claim_template() {
+        let sts = |mount: &str| {
+            json!({"spec": {"selector": {"matchLabels": {"a": "b"}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i",
+                    "volumeMounts": [{"name": mount, "mountPath": "/d"}]}]}}}})
+        };
+        assert!(messages(&kind_causes("apps", "StatefulSet", &sts("data"))).is_empty());
+        assert_eq!(
+            messages(&kind_causes("apps", "StatefulSet", &sts("other"))),
+            ["spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"other\""]
         );
     }
 
