@@ -34,15 +34,8 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn event(&mut self, kind: &str, stored: &Value) -> Bytes {
-        // Objects are stored in their resource's storage version; serve the watched one.
-        let served;
-        let obj = if beemesh_translator::conversion::needs_conversion(&self.res) {
-            served = beemesh_translator::conversion::to_served(&self.res, stored.clone());
-            &served
-        } else {
-            stored
-        };
+    /// `obj` is already in the watched version (see `served`).
+    fn event(&mut self, kind: &str, obj: &Value) -> Bytes {
         let object = match self.output {
             Output::Table { beta } => {
                 let rv = obj
@@ -195,7 +188,7 @@ pub fn serve(
             }
         }
         for item in &source.initial {
-            let Ok(obj) = parse_stored(item) else {
+            let Ok(obj) = served(&res, item) else {
                 continue;
             };
             if filter.matches(&obj) && tx.send(encoder.event("ADDED", &obj)).await.is_err() {
@@ -227,12 +220,12 @@ pub fn serve(
                         Err(SubscriptionEnd::Closed) => break,
                     };
                     if !event.key.starts_with(&source.prefix) { continue; }
-                    let Ok(new) = parse_stored(&event.value) else { continue };
+                    let Ok(new) = served(&res, &event.value) else { continue };
                     let new_match = filter.matches(&new);
                     let old_match = event
                         .prev
                         .as_ref()
-                        .and_then(|p| parse_stored(p).ok())
+                        .and_then(|p| served(&res, p).ok())
                         .is_some_and(|old| filter.matches(&old));
                     let kind = match (event.kind, event.prev.is_some(), old_match, new_match) {
                         (EventKind::Delete, _, old, new) if old || new => "DELETED",
@@ -250,6 +243,17 @@ pub fn serve(
         metrics.watch_ended();
     });
     Ok(stream_response(Vec::new(), Some(rx)))
+}
+
+/// A stored object in the watched version: objects are stored in their resource's
+/// storage version, and selectors name the served version's fields.
+fn served(res: &ResourceInfo, stored: &[u8]) -> Result<Value, ApiError> {
+    let obj = parse_stored(stored)?;
+    Ok(if beemesh_translator::conversion::needs_conversion(res) {
+        beemesh_translator::conversion::to_served(res, obj)
+    } else {
+        obj
+    })
 }
 
 fn stream_response(first: Vec<Bytes>, rx: Option<mpsc::Receiver<Bytes>>) -> Response {

@@ -30,6 +30,10 @@ pub struct DevArgs {
     /// API port of node-1; node-i listens on base-port + i - 1. 0 picks free ports.
     #[arg(long, default_value_t = 6443)]
     pub base_port: u16,
+    /// How long an Event lives after its last write, on every node (`up --event-ttl`).
+    #[arg(long = "event-ttl", value_name = "DURATION", default_value = "1h0m0s",
+          value_parser = crate::go_duration::parse)]
+    pub event_ttl: std::time::Duration,
 }
 
 /// What a node printed that `dev` needs.
@@ -88,7 +92,9 @@ fn spawn_node(
         .arg("--api-listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--node-name")
-        .arg(&name);
+        .arg(&name)
+        .arg("--event-ttl")
+        .arg(crate::go_duration::format(args.event_ttl));
     if let Some((addr, token_file)) = join {
         command
             .arg("--join")

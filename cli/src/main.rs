@@ -1,6 +1,7 @@
 //! The `beemesh` binary: a thin `main` over one composition root (`node::run`).
 
 mod dev;
+mod go_duration;
 mod membership;
 mod node;
 

@@ -20,7 +20,7 @@ use beemesh_translator::Registry;
 use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
-use beemesh_workloads::NamespaceController;
+use beemesh_workloads::{EventTtlController, NamespaceController};
 use clap::Args;
 
 use crate::membership::{self, Membership, MeshFiles};
@@ -55,6 +55,10 @@ pub struct UpArgs {
     /// Discover peers on the local network by mDNS (multicast on every interface).
     #[arg(long)]
     pub mdns: bool,
+    /// How long an Event lives after its last write (kube-apiserver's `--event-ttl`).
+    #[arg(long = "event-ttl", value_name = "DURATION", default_value = "1h0m0s",
+          value_parser = crate::go_duration::parse)]
+    pub event_ttl: Duration,
 }
 
 /// The one token the flags name (repeating the same token is fine).
@@ -176,6 +180,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         pki.ca_cert_pem.clone(),
         node_name.clone(),
         local,
+        args.event_ttl,
     ));
 
     tokio::select! {
@@ -197,6 +202,7 @@ async fn become_ready(
     ca_pem: String,
     node_name: String,
     api: std::net::SocketAddr,
+    event_ttl: Duration,
 ) {
     let started = std::time::Instant::now();
     mesh.synced().await;
@@ -209,6 +215,7 @@ async fn become_ready(
     if let Err(e) = service.bootstrap_api_endpoints(api).await {
         tracing::warn!(error = %e, "registering this API server in the kubernetes Endpoints failed");
     }
+    tokio::spawn(EventTtlController::new(service.clone(), event_ttl).run());
     tokio::spawn(beemesh_workloads::CrdController::new(service.clone()).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());
     state.set_ready(true);

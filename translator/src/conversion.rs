@@ -27,12 +27,25 @@ const ROUND_TRIP_ANNOTATIONS: [&str; 4] = [
 /// `autoscaling.DefaultCPUUtilization`.
 const DEFAULT_CPU_UTILIZATION: i64 = 80;
 
-/// The version a resource served at several versions is stored as.
-pub fn storage_version(group: &str, plural: &str) -> Option<&'static str> {
+/// The group and version a resource served at several group-versions is stored as.
+/// Events are one resource served by two groups: upstream keeps both under
+/// `/registry/events`, so an Event written as `events.k8s.io/v1` reads as `v1` and back.
+pub fn storage_group_version(group: &str, plural: &str) -> Option<(&'static str, &'static str)> {
     match (group, plural) {
-        ("autoscaling", "horizontalpodautoscalers") => Some("v2"),
+        ("autoscaling", "horizontalpodautoscalers") => Some(("autoscaling", "v2")),
+        ("" | "events.k8s.io", "events") => Some(("", "v1")),
         _ => None,
     }
+}
+
+/// The version a resource served at several versions is stored as.
+pub fn storage_version(group: &str, plural: &str) -> Option<&'static str> {
+    storage_group_version(group, plural).map(|(_, v)| v)
+}
+
+/// The group whose keys hold objects of `group`/`plural` (the group itself for most).
+pub fn storage_group<'a>(group: &'a str, plural: &str) -> &'a str {
+    storage_group_version(group, plural).map_or(group, |(g, _)| g)
 }
 
 /// Whether objects of `res` must be converted between storage and the wire.
@@ -41,7 +54,8 @@ pub fn needs_conversion(res: &ResourceInfo) -> bool {
     if res.custom.is_some() {
         return true;
     }
-    storage_version(&res.group, &res.plural).is_some_and(|v| v != res.version)
+    storage_group_version(&res.group, &res.plural)
+        .is_some_and(|(g, v)| g != res.group || v != res.version)
 }
 
 /// A stored object as `res` serves it.
@@ -54,6 +68,7 @@ pub fn to_served(res: &ResourceInfo, stored: Value) -> Value {
     }
     match (res.group.as_str(), res.version.as_str()) {
         ("autoscaling", "v1") => hpa_v2_to_v1(stored),
+        ("events.k8s.io", "v1") => event_core_to_v1(stored),
         _ => stored,
     }
 }
@@ -65,8 +80,55 @@ pub fn to_storage(res: &ResourceInfo, served: Value) -> Value {
     }
     match (res.group.as_str(), res.version.as_str()) {
         ("autoscaling", "v1") => hpa_v1_to_v2(served),
+        ("events.k8s.io", "v1") => event_v1_to_core(served),
         _ => served,
     }
+}
+
+/// Field names of `events.k8s.io/v1` Event and the `v1` Event fields they are, as
+/// upstream's `Convert_v1_Event_To_core_Event` maps them (fields not listed keep their
+/// name: metadata, eventTime, series, related, action, reason, type, reportingInstance).
+const EVENT_RENAMES: [(&str, &str); 7] = [
+    ("note", "message"),
+    ("regarding", "involvedObject"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+fn rename_fields(
+    mut obj: Value,
+    renames: impl Iterator<Item = (&'static str, &'static str)>,
+    api_version: &str,
+) -> Value {
+    if let Some(map) = obj.as_object_mut() {
+        let taken: Vec<(&str, Option<Value>)> =
+            renames.map(|(from, to)| (to, map.remove(from))).collect();
+        for (to, value) in taken {
+            map.remove(to);
+            if let Some(v) = value {
+                map.insert(to.to_string(), v);
+            }
+        }
+        map.insert("apiVersion".into(), json!(api_version));
+    }
+    obj
+}
+
+/// A stored `v1` Event as `events.k8s.io/v1` serves it.
+fn event_core_to_v1(obj: Value) -> Value {
+    rename_fields(
+        obj,
+        EVENT_RENAMES.iter().map(|(v1, core)| (*core, *v1)),
+        "events.k8s.io/v1",
+    )
+}
+
+/// An `events.k8s.io/v1` Event in its stored `v1` form.
+fn event_v1_to_core(obj: Value) -> Value {
+    rename_fields(obj, EVENT_RENAMES.iter().copied(), "v1")
 }
 
 /// Copies `keys` of `from` that are present (and not null) into `to`.

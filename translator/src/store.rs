@@ -34,10 +34,10 @@ pub fn object_key(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> Ve
 
 /// The key prefix of a list: all namespaces when `namespace` is `None`.
 pub fn list_prefix(res: &ResourceInfo, namespace: Option<&str>) -> Vec<u8> {
-    let group = if res.group.is_empty() {
-        "core"
-    } else {
-        res.group.as_str()
+    // Resources served by several groups (events) share the storage group's keys.
+    let group = match conversion::storage_group(&res.group, &res.plural) {
+        "" => "core",
+        group => group,
     };
     match namespace {
         Some(ns) if res.namespaced => format!("/{group}/{}/{ns}/", res.plural).into_bytes(),
@@ -203,6 +203,21 @@ impl ObjectStore {
         self.router.is_home(&object_key(res, namespace, name))
     }
 
+    /// When the object was last written — created or updated — as milliseconds since the
+    /// epoch: the wall-clock part of its global version's hybrid logical clock, assigned
+    /// by the key's home on every commit (so every node reads the same time).
+    pub fn last_write_millis(
+        &self,
+        res: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<u64>> {
+        Ok(self
+            .replica
+            .current(&object_key(res, namespace, name))?
+            .map(|(_, version)| version.hlc >> 16))
+    }
+
     /// The current revision of this node's replica.
     pub fn revision(&self) -> u64 {
         self.replica.revision()
@@ -277,7 +292,8 @@ impl ObjectStore {
                 continue;
             }
             if let Some(filter) = req.filter {
-                let obj = parse_stored(&value)?;
+                // Selectors name the fields of the served version.
+                let obj = conversion::to_served(res, parse_stored(&value)?);
                 if !filter(&obj) {
                     continue;
                 }

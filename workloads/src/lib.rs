@@ -2,7 +2,9 @@
 //! twice (or on two nodes during churn) is harmless.
 
 pub mod crds;
+pub mod event_ttl;
 pub mod namespaces;
 
 pub use crds::{CrdController, CrdRegistrar};
+pub use event_ttl::EventTtlController;
 pub use namespaces::NamespaceController;

@@ -7,6 +7,7 @@
 //! (metadata and kind rules: one 422 listing every cause).
 
 mod duplicates;
+pub mod events;
 pub mod field;
 pub mod kinds;
 pub mod names;
@@ -243,7 +244,12 @@ pub fn validate_update(res: &ResourceInfo, new: &Value, old: &Value) -> Result<(
             ));
         }
     }
-    causes.extend(kinds::kind_causes(&res.group, &res.kind, new));
+    if res.group == "events.k8s.io" && res.kind == "Event" {
+        // Events written through events.k8s.io are immutable but for their series.
+        causes.extend(events::validate_events_v1_update(new, old));
+    } else {
+        causes.extend(kinds::kind_causes(&res.group, &res.kind, new));
+    }
     causes.extend(crate::crd::causes(res, new, Some(old)));
     if causes.is_empty() {
         Ok(())
