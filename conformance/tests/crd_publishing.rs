@@ -9,6 +9,7 @@ use beemesh_conformance::{Ctx, Kubectl, Output, eventually, kubectl_cases};
 kubectl_cases!(
     crd_api_resources,
     crd_explain,
+    crd_apply_validation,
     crd_get_printer_columns,
     crd_short_names_and_categories,
     crd_deprecated_version,
@@ -238,6 +239,52 @@ fn crd_explain(ctx: &Ctx) {
     // And a field that does not exist is refused.
     let out = k.run(&["explain", "widgets.spec.nope"]);
     assert_ne!(out.code, 0, "explain of a missing field succeeded: {out}");
+
+    // The swagger 2.0 models (protobuf /openapi/v2) describe the kind too.
+    let out = k
+        .run(&["explain", "widgets.spec", "--output=plaintext-openapiv2"])
+        .ok();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["VERSION:", "example.com/v1"]),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("Replicas is how many copies of the widget to run."),
+        "{out}"
+    );
+    assert!(field_line(&out, "replicas").contains("<integer>"), "{out}");
+}
+
+fn crd_apply_validation(ctx: &Ctx) {
+    let k = &ctx.kubectl;
+    install(k);
+    let bogus =
+        widget("odd", 2, "red", "True").replace("  colour: red\n", "  colour: red\n  bogus: 1\n");
+    // kubectl finds fieldValidation on the CR's PATCH operation and leaves checking to the
+    // server, which knows the schema.
+    let out = k.run_stdin(&["apply", "-f", "-"], &bogus);
+    assert_ne!(out.code, 0, "an unknown field was accepted: {out}");
+    assert!(
+        out.stderr.contains(r#"unknown field "spec.bogus""#),
+        "{out}"
+    );
+    let out = k
+        .run_stdin(&["apply", "--validate=false", "-f", "-"], &bogus)
+        .ok();
+    assert!(
+        out.stdout.contains("widget.example.com/odd created"),
+        "{out}"
+    );
+    let spec = k.get_json(&["widget", "odd"])["spec"].clone();
+    assert_eq!(spec["replicas"], 2, "{spec}");
+    assert!(spec.get("bogus").is_none(), "unknown field kept: {spec}");
+    // A valid change applies as a merge patch (no strategic merge for custom resources).
+    let out = k.apply(&widget("odd", 4, "green", "True"));
+    assert!(out.stdout.contains("configured"), "{out}");
+    assert_eq!(k.get_json(&["widget", "odd"])["spec"]["colour"], "green");
 }
 
 fn crd_get_printer_columns(ctx: &Ctx) {
