@@ -104,6 +104,8 @@ impl PrinterColumn {
                 _ => Value::Null,
             },
             "number" => match value.as_f64() {
+                // Go encodes a whole float64 without a fraction (`3`, not `3.0`).
+                Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => json!(f as i64),
                 Some(f) => json!(f),
                 None => Value::Null,
             },
@@ -288,6 +290,37 @@ mod tests {
         assert_eq!(t["rows"][0]["cells"], json!(["a", "5m"]));
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn typed_columns_convert_like_upstream() {
+        let cols = PrinterColumn::from_declared(&[
+            json!({"name": "I", "type": "integer", "jsonPath": ".spec.i"}),
+            json!({"name": "N", "type": "number", "jsonPath": ".spec.n"}),
+            json!({"name": "W", "type": "number", "jsonPath": ".spec.w"}),
+            json!({"name": "B", "type": "boolean", "jsonPath": ".spec.b"}),
+            json!({"name": "D", "type": "date", "jsonPath": ".spec.d"}),
+            json!({"name": "Bad", "type": "date", "jsonPath": ".spec.bad"}),
+            json!({"name": "First", "type": "string", "jsonPath": ".spec.list[*].name"}),
+        ])
+        .unwrap();
+        let obj = json!({"metadata": {"name": "x"}, "spec": {
+            "i": 2.7, "n": 1.5, "w": 4, "b": true, "d": "2025-01-01T03:09:05Z",
+            "bad": "yesterday", "list": [{"name": "a"}, {"name": "b"}]
+        }});
+        assert_eq!(
+            custom_row_cells(&cols, &obj, now()),
+            vec![
+                json!("x"),
+                json!(2),
+                json!(1.5),
+                json!(4),
+                json!(true),
+                json!("24h"),
+                json!("<invalid>"),
+                json!("a")
+            ]
+        );
     }
 
     #[test]

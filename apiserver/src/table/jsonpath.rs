@@ -341,6 +341,22 @@ mod tests {
     }
 
     #[test]
+    fn filters_compare_numbers_booleans_and_missing_values() {
+        let obj = json!({"items": [
+            {"name": "a", "n": 1, "on": true},
+            {"name": "b", "n": 5, "on": false},
+            {"name": "c"}
+        ]});
+        assert_eq!(find(".items[?(@.n > 2)].name", &obj), [json!("b")]);
+        assert_eq!(find(".items[?(@.n<=1)].name", &obj), [json!("a")]);
+        assert_eq!(find(".items[?(@.on==true)].name", &obj), [json!("a")]);
+        // Items without the value are skipped, even by `!=` (client-go's evalFilter).
+        assert_eq!(find(".items[?(@.n != 1)].name", &obj), [json!("b")]);
+        assert_eq!(find("$.items[-1:].name", &obj), [json!("c")]);
+        assert_eq!(find(".items[*].n", &obj), [json!(1), json!(5)]);
+    }
+
+    #[test]
     fn paths_used_by_printer_columns() {
         let obj = json!({
             "spec": {"replicas": 3, "hosts": ["a", "b", "c"], "labels": {"x.y/z": "1"}},
@@ -370,6 +386,11 @@ mod tests {
         );
         assert_eq!(find("..status", &obj).len(), 3);
         assert!(find(".spec.missing.deeper", &obj).is_empty());
+        assert_eq!(
+            find(".spec.labels.*", &obj),
+            [json!("1")],
+            "object wildcard"
+        );
         assert!(JsonPath::parse(".a[?(@.b=)]").is_err());
         assert!(JsonPath::parse(".a[").is_err());
     }
