@@ -568,6 +568,151 @@ fn mesh_moving_client() -> String {
     )
 }
 
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
+
+/// client-go's MicroTime form (six fractional digits), as LeaseLock writes it.
+fn micro_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let (days, secs) = ((now.as_secs() / 86_400) as i64, now.as_secs() % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        now.subsec_micros()
+    )
+}
+
+/// Leader election on one Lease by four clients, two through A and two through B, in
+/// client-go's LeaseLock shape: each round every client GETs the Lease from its node and
+/// PUTs itself as holder with the resourceVersion it read (a takeover bumps
+/// leaseTransitions and acquireTime). Every round has exactly one winner, the Lease ends
+/// as the last winner wrote it on every node, and leaseTransitions counts exactly the
+/// takeovers (no lost update, the holder never goes back to an older write).
+fn mesh_lease_election() -> String {
+    const ROUNDS: usize = 10;
+    let mesh = start_mesh(2);
+    let apis = [mesh.node(0).api(), mesh.node(1).api()];
+    let url = format!("{LEASES}/mesh-leader");
+    let created = ok(
+        apis[0].post(
+            LEASES,
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": "mesh-leader"},
+                    "spec": {"holderIdentity": "nobody", "leaseDurationSeconds": 15,
+                             "acquireTime": micro_now(), "renewTime": micro_now(),
+                             "leaseTransitions": 0}}),
+        ),
+        "create the Lease through A",
+        201,
+    );
+    let mut expected_spec = created["spec"].clone();
+    let mut takeovers = 0;
+    let mut wins: BTreeMap<String, usize> = BTreeMap::new();
+    let mut retries = 0;
+    for round in 1..=ROUNDS {
+        // Both nodes hold the previous round's winner before the round starts.
+        wait_until(
+            "A and B hold the same Lease",
+            Duration::from_secs(5),
+            || {
+                apis.iter()
+                    .all(|api| {
+                        api.get(&url)
+                            .ok()
+                            .is_some_and(|r| r.status == 200 && r.body["spec"] == expected_spec)
+                    })
+                    .then_some(())
+            },
+        );
+        let barrier = Arc::new(Barrier::new(4));
+        let racers: Vec<_> = (0..4)
+            .map(|c| {
+                let api = apis[c % 2].clone();
+                let barrier = barrier.clone();
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    let me = format!("candidate-{c}-via-{}", ["A", "B"][c % 2]);
+                    let mut lease = api.get(&url).expect("GET the Lease").body;
+                    barrier.wait();
+                    let spec = &mut lease["spec"];
+                    if spec["holderIdentity"] != json!(me) {
+                        let n = spec["leaseTransitions"].as_i64().unwrap_or(0);
+                        spec["leaseTransitions"] = json!(n + 1);
+                        spec["acquireTime"] = json!(micro_now());
+                    }
+                    spec["holderIdentity"] = json!(me);
+                    spec["renewTime"] = json!(micro_now());
+                    let reply = api.put(&url, &lease).expect("PUT the Lease");
+                    (me, lease, reply)
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = racers
+            .into_iter()
+            .map(|r| r.join().expect("racer thread"))
+            .collect();
+        let summary: Vec<String> = outcomes
+            .iter()
+            .map(|(me, _, r)| format!("{me}: {} {}", r.status, str_at(&r.body, "/reason")))
+            .collect();
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, _, r)| r.status == 200)
+            .collect();
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one winner: {summary:?}"
+        );
+        for (_, _, r) in outcomes.iter().filter(|(_, _, r)| r.status != 200) {
+            assert_eq!(r.status, 409, "round {round}: losers get 409: {summary:?}");
+            assert_eq!(str_at(&r.body, "/reason"), "Conflict", "{}", r.body);
+            retries += 1;
+        }
+        let (me, sent, reply) = winners[0];
+        assert_eq!(
+            reply.body["spec"], sent["spec"],
+            "round {round}: stored as sent"
+        );
+        if sent["spec"]["holderIdentity"] != expected_spec["holderIdentity"] {
+            takeovers += 1;
+        }
+        assert_eq!(
+            sent["spec"]["leaseTransitions"], takeovers,
+            "round {round}: leaseTransitions counts every takeover"
+        );
+        *wins.entry(me.clone()).or_insert(0) += 1;
+        expected_spec = reply.body["spec"].clone();
+    }
+    for (label, api) in [("A", &apis[0]), ("B", &apis[1])] {
+        wait_until(
+            &format!("{label} holds the last winner"),
+            VISIBILITY_BOUND,
+            || {
+                api.get(&url)
+                    .ok()
+                    .filter(|r| r.body["spec"] == expected_spec)
+            },
+        );
+    }
+    format!(
+        "{ROUNDS} rounds of 4 clients (2 via A, 2 via B): one 200 each, {retries} 409 Conflicts; {takeovers} takeovers = leaseTransitions; wins {wins:?}"
+    )
+}
+
 /// The report's client label of the cases that drive only the raw HTTPS client.
 const API_CLIENT: &str = "https-client";
 
@@ -593,5 +738,6 @@ mod mesh {
         mesh_restart_catch_up => client_label(),
         mesh_join_10k => API_CLIENT,
         mesh_moving_client => API_CLIENT,
+        mesh_lease_election => API_CLIENT,
     );
 }

@@ -374,9 +374,41 @@ impl<'a, S: SchemaLookup + ?Sized> SchemaWalker<'a, S> {
                     super::field::go_quote("2006")
                 ));
             }
+            // metav1.MicroTime decodes with exactly six fractional digits
+            // (`time.Parse(RFC3339Micro, …)`), which RFC 3339 alone does not require.
+            Some("date-time") if definition.is_some_and(|d| d.ends_with("MicroTime")) => {
+                if let Some((rest, expected)) = micro_time_mismatch(s) {
+                    self.custom_error(format!(
+                        "parsing time {} as {}: cannot parse {} as {}",
+                        super::field::go_quote(s),
+                        super::field::go_quote("2006-01-02T15:04:05.000000Z07:00"),
+                        super::field::go_quote(rest),
+                        super::field::go_quote(expected)
+                    ));
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// Where Go's `time.Parse(RFC3339Micro, s)` stops on an otherwise valid RFC 3339 time:
+/// the unparsed rest and the layout element it expected.
+fn micro_time_mismatch(s: &str) -> Option<(&str, &'static str)> {
+    // "2006-01-02T15:04:05" is 19 bytes; chrono already accepted that part.
+    let rest = s.get(19..)?;
+    let bytes = rest.as_bytes();
+    let six_digits =
+        bytes.len() >= 7 && bytes[0] == b'.' && bytes[1..7].iter().all(u8::is_ascii_digit);
+    if !six_digits {
+        return Some((rest, ".000000"));
+    }
+    let zone = &rest[7..];
+    let zone_ok = zone == "Z"
+        || (zone.len() == 6
+            && matches!(zone.as_bytes()[0], b'+' | b'-')
+            && zone.as_bytes()[3] == b':');
+    (!zone_ok).then_some((zone, "Z07:00"))
 }
 
 /// The value a JSON null decodes to inside a list or map (Go's zero value).
