@@ -454,6 +454,74 @@ async fn deleting_the_crd_deletes_its_resources_and_the_kind() {
 }
 
 #[tokio::test]
+async fn a_terminating_crd_waits_for_held_resources_and_refuses_new_ones() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    let mut held = widget("held", json!({"size": 1}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    node.create(WIDGETS, held).await;
+    let r = node
+        .delete(&format!("{CRDS}/widgets.example.com"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // The controller marks it Terminating and deletes the instance, which its own
+    // finalizer holds.
+    let mut terminating = Value::Null;
+    for _ in 0..100 {
+        let crd = node
+            .get(&format!("{CRDS}/widgets.example.com"))
+            .send()
+            .await
+            .json();
+        if let Some(c) = crd["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Terminating")
+        {
+            terminating = c.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(terminating["status"], "True", "{terminating}");
+    assert_eq!(terminating["reason"], "InstanceDeletionInProgress");
+    node.post(WIDGETS)
+        .json(&widget("late", json!({"size": 1})))
+        .send()
+        .await
+        .status_error(
+            405,
+            "MethodNotAllowed",
+            "create not allowed while custom resource definition is terminating",
+        );
+    let w = node.get(&format!("{WIDGETS}/held")).send().await.json();
+    assert!(w["metadata"]["deletionTimestamp"].is_string(), "{w}");
+    // Releasing the instance lets the CRD go.
+    let r = node
+        .patch(&format!("{WIDGETS}/held"))
+        .merge(&json!({"metadata": {"finalizers": null}}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for _ in 0..100 {
+        if node
+            .get(&format!("{CRDS}/widgets.example.com"))
+            .send()
+            .await
+            .status
+            == StatusCode::NOT_FOUND
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the CRD was not removed once its last instance went");
+}
+
+#[tokio::test]
 async fn a_conflicting_crd_is_not_accepted() {
     let node = node().await;
     node.create(CRDS, widget_crd()).await;

@@ -268,6 +268,7 @@ impl ObjectService {
             map.remove("status");
         }
         self.check_namespace_open(res, namespace, &requested_name)?;
+        crate::crd::check_create_allowed(self, res)?;
         // Upstream fills the uid and creationTimestamp before the strategy runs (the Job
         // strategy selects its pods by the uid).
         {

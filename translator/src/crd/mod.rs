@@ -90,6 +90,32 @@ pub fn prepare_crd_for_create(crd: &mut Value) {
     }
 }
 
+/// Upstream refuses new custom resources while their CRD is terminating (its controller is
+/// deleting them): 405 `create not allowed while custom resource definition is terminating`.
+pub fn check_create_allowed(
+    service: &crate::service::ObjectService,
+    res: &ResourceInfo,
+) -> crate::error::Result<()> {
+    let Some(custom) = res.custom.as_ref() else {
+        return Ok(());
+    };
+    let Some(crds) =
+        service
+            .registry
+            .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    else {
+        return Ok(());
+    };
+    match service.store.get(&crds, None, &custom.crd_name) {
+        Ok(crd) if crd.pointer("/metadata/deletionTimestamp").is_some() => {
+            Err(crate::error::ApiError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A stored custom resource as the version `res` serves it: `None` conversion rewrites
 /// `apiVersion`, and the version's defaults apply on read, as upstream does.
 pub fn to_served(res: &ResourceInfo, mut obj: Value) -> Value {

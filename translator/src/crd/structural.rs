@@ -65,23 +65,25 @@ fn prune_object(
     for k in keys {
         let child = field::child(path, &k);
         if (root || embedded) && ROOT_FIELDS.contains(&k.as_str()) {
-            if k == "metadata" && embedded && !root {
-                if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-                    let mkeys: Vec<String> = meta.keys().cloned().collect();
-                    for mk in mkeys {
-                        if !OBJECT_META_FIELDS.contains(&mk.as_str()) {
-                            meta.remove(&mk);
-                            unknown.push(field::child(&child, &mk));
-                        }
+            // An embedded resource's metadata keeps ObjectMeta's fields only.
+            if k == "metadata"
+                && embedded
+                && !root
+                && let Some(Value::Object(meta)) = map.get_mut("metadata")
+            {
+                let mkeys: Vec<String> = meta.keys().cloned().collect();
+                for mk in mkeys {
+                    if !OBJECT_META_FIELDS.contains(&mk.as_str()) {
+                        meta.remove(&mk);
+                        unknown.push(field::child(&child, &mk));
                     }
                 }
             }
             continue;
         }
-        let sub = props.and_then(|p| p.get(&k)).or_else(|| match additional {
-            Some(Value::Object(_)) => additional,
-            _ => None,
-        });
+        let sub = props
+            .and_then(|p| p.get(&k))
+            .or(additional.filter(|a| a.is_object()));
         match sub {
             Some(sub) => {
                 if let Some(v) = map.get_mut(&k) {
@@ -101,21 +103,15 @@ fn prune_object(
 
 fn prune_value(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>) {
     match value {
-        Value::Object(map) => {
-            if schema.get("properties").is_some()
+        // An object schema without properties and without preserve-unknown-fields keeps
+        // nothing, as upstream prunes it; preserve-unknown-fields is decided per field.
+        Value::Object(map)
+            if type_of(schema) == "object"
+                || schema.get("properties").is_some()
                 || schema.get("additionalProperties").is_some()
-                || flag(schema, "x-kubernetes-embedded-resource")
-                || !flag(schema, "x-kubernetes-preserve-unknown-fields")
-            {
-                // An object without properties and without preserve-unknown-fields keeps
-                // nothing, as upstream prunes it.
-                if type_of(schema) == "object"
-                    || schema.get("properties").is_some()
-                    || schema.get("additionalProperties").is_some()
-                {
-                    prune_object(schema, map, path, false, unknown);
-                }
-            }
+                || flag(schema, "x-kubernetes-embedded-resource") =>
+        {
+            prune_object(schema, map, path, false, unknown);
         }
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items").filter(|s| s.is_object()) {
@@ -166,10 +162,11 @@ fn default_value(schema: &Value, value: &mut Value, root: bool) {
                 }
             } else if let Some(sub) = schema.get("additionalProperties").filter(|s| s.is_object()) {
                 for v in map.values_mut() {
-                    if v.is_null() && !flag(sub, "nullable") {
-                        if let Some(d) = sub.get("default") {
-                            *v = d.clone();
-                        }
+                    if v.is_null()
+                        && !flag(sub, "nullable")
+                        && let Some(d) = sub.get("default")
+                    {
+                        *v = d.clone();
                     }
                     default_value(sub, v, false);
                 }
@@ -178,10 +175,11 @@ fn default_value(schema: &Value, value: &mut Value, root: bool) {
         Value::Array(items) => {
             if let Some(sub) = schema.get("items").filter(|s| s.is_object()) {
                 for item in items.iter_mut() {
-                    if item.is_null() && !flag(sub, "nullable") {
-                        if let Some(d) = sub.get("default") {
-                            *item = d.clone();
-                        }
+                    if item.is_null()
+                        && !flag(sub, "nullable")
+                        && let Some(d) = sub.get("default")
+                    {
+                        *item = d.clone();
                     }
                     default_value(sub, item, false);
                 }
