@@ -209,36 +209,35 @@ fn structural(schema: &Value) -> Value {
     Value::Object(out)
 }
 
-/// Upstream's `Unfold`: int-or-string nodes spell out their `anyOf`, embedded resources
-/// get `apiVersion`, `kind` and `metadata` properties if they lack them.
+/// Whether a list of schemas is exactly `[{type: integer}, {type: string}]`.
+fn is_int_or_string_pair(list: Option<&Value>) -> bool {
+    list == Some(&json!([{"type": "integer"}, {"type": "string"}]))
+}
+
+/// Upstream's `Unfold`: an int-or-string node spells out `anyOf: [integer, string]`, or, when
+/// it has an `anyOf` of its own, puts that pair first in `allOf` (unless already there).
 fn unfold(schema: &mut Value) {
     let Some(o) = schema.as_object_mut() else {
         return;
     };
-    if o.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) && !o.contains_key("anyOf") {
-        let has_all_of_any_of = o
-            .get("allOf")
-            .and_then(Value::as_array)
-            .is_some_and(|all| all.iter().any(|a| a.get("anyOf").is_some()));
-        if !has_all_of_any_of {
-            o.insert(
-                "anyOf".into(),
-                json!([{"type": "integer"}, {"type": "string"}]),
-            );
-        }
-    }
-    if o.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true)) {
-        let props = o
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(props) = props.as_object_mut() {
-            for (name, ty) in [
-                ("apiVersion", "string"),
-                ("kind", "string"),
-                ("metadata", "object"),
-            ] {
-                props.entry(name).or_insert_with(|| json!({ "type": ty }));
+    let first_all_of_is_pair = o
+        .get("allOf")
+        .and_then(Value::as_array)
+        .and_then(|all| all.first())
+        .is_some_and(|first| is_int_or_string_pair(first.get("anyOf")));
+    if o.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+        && !is_int_or_string_pair(o.get("anyOf"))
+        && !first_all_of_is_pair
+    {
+        let pair = json!([{"type": "integer"}, {"type": "string"}]);
+        if o.contains_key("anyOf") {
+            let mut all = vec![json!({ "anyOf": pair })];
+            if let Some(Value::Array(rest)) = o.remove("allOf") {
+                all.extend(rest);
             }
+            o.insert("allOf".into(), Value::Array(all));
+        } else {
+            o.insert("anyOf".into(), pair);
         }
     }
     for_each_child(o, &mut unfold);
@@ -486,6 +485,28 @@ mod tests {
         assert_eq!(
             list["properties"]["items"]["items"]["$ref"],
             "#/definitions/com.example.v1.Widget"
+        );
+    }
+
+    #[test]
+    fn int_or_string_unfolds_like_upstream() {
+        let pair = json!([{"type": "integer"}, {"type": "string"}]);
+        let mut s = json!({"properties": {
+            "plain": {"x-kubernetes-int-or-string": true},
+            "spelled": {"x-kubernetes-int-or-string": true, "anyOf": pair},
+            "own": {"x-kubernetes-int-or-string": true, "anyOf": [{"minimum": 42.0}]},
+            "both": {"x-kubernetes-int-or-string": true, "anyOf": [{"minimum": 42.0}],
+                     "allOf": [{"minimum": 42.0}]}
+        }});
+        unfold(&mut s);
+        let p = &s["properties"];
+        assert_eq!(p["plain"]["anyOf"], pair);
+        assert!(p["spelled"].get("allOf").is_none());
+        assert_eq!(p["own"]["allOf"], json!([{"anyOf": pair}]));
+        assert_eq!(p["own"]["anyOf"], json!([{"minimum": 42.0}]));
+        assert_eq!(
+            p["both"]["allOf"],
+            json!([{"anyOf": pair}, {"minimum": 42.0}])
         );
     }
 
