@@ -307,6 +307,33 @@ fn storage_gvk(reg: &Registry, res: &ResourceInfo) -> Option<(String, String, St
     Some((res.group.clone(), res.version.clone(), res.kind.clone()))
 }
 
+/// The order apiextensions-apiserver lists a custom resource's verbs in.
+const CUSTOM_VERB_ORDER: [&str; 8] = [
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+
+/// A resource's verbs as discovery lists them (`kubectl api-resources -o wide` prints them in
+/// this order): built-ins as registered, custom resources in upstream's CRD order.
+fn verbs(res: &ResourceInfo) -> Vec<&str> {
+    let mut verbs: Vec<&str> = res.verbs.iter().map(String::as_str).collect();
+    if res.custom.is_some() {
+        verbs.sort_by_key(|v| {
+            CUSTOM_VERB_ORDER
+                .iter()
+                .position(|o| o == v)
+                .unwrap_or(CUSTOM_VERB_ORDER.len())
+        });
+    }
+    verbs
+}
+
 fn non_empty_strings(m: &mut Map<String, Value>, key: &str, values: &[String]) {
     if !values.is_empty() {
         m.insert(key.into(), json!(values));
@@ -321,7 +348,7 @@ fn legacy_entries(reg: &Registry, res: &ResourceInfo) -> Vec<(String, Value)> {
     m.insert("singularName".into(), json!(res.singular));
     m.insert("namespaced".into(), json!(res.namespaced));
     m.insert("kind".into(), json!(res.kind));
-    m.insert("verbs".into(), json!(res.verbs));
+    m.insert("verbs".into(), json!(verbs(res)));
     non_empty_strings(&mut m, "shortNames", &res.short_names);
     non_empty_strings(&mut m, "categories", &res.categories);
     if let Some((g, v, k)) = storage_gvk(reg, res) {
@@ -397,7 +424,7 @@ fn aggregated_resource(res: &ResourceInfo) -> Value {
         }),
     );
     m.insert("singularResource".into(), json!(res.singular));
-    m.insert("verbs".into(), json!(res.verbs));
+    m.insert("verbs".into(), json!(verbs(res)));
     non_empty_strings(&mut m, "shortNames", &res.short_names);
     non_empty_strings(&mut m, "categories", &res.categories);
     if !res.subresources.is_empty() {

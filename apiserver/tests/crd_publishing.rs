@@ -26,13 +26,14 @@ fn widget_version(version: &str, storage: bool, deprecation: Option<&str>) -> Re
         plural: "widgets".into(),
         singular: "widget".into(),
         namespaced: true,
+        // As registration stores them; discovery lists them in upstream's CRD order.
         verbs: verbs(&[
+            "create",
             "delete",
             "deletecollection",
             "get",
             "list",
             "patch",
-            "create",
             "update",
             "watch",
         ]),
@@ -165,6 +166,19 @@ async fn discovery_lists_custom_resources_with_the_preferred_version_first() {
     assert_eq!(widgets["kind"], "Widget");
     assert_eq!(widgets["shortNames"], json!(["wd"]));
     assert_eq!(widgets["categories"], json!(["all", "gadgets"]));
+    assert_eq!(
+        widgets["verbs"],
+        json!([
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "create",
+            "update",
+            "watch"
+        ])
+    );
     // Every served version reports the storage version's hash.
     assert_eq!(
         widgets["storageVersionHash"],
