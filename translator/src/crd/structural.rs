@@ -65,10 +65,8 @@ fn prune_object(
     for k in keys {
         let child = field::child(path, &k);
         if (root || embedded) && ROOT_FIELDS.contains(&k.as_str()) {
-            // An embedded resource's metadata keeps ObjectMeta's fields only.
+            // Metadata (at the root and of embedded resources) keeps ObjectMeta's fields only.
             if k == "metadata"
-                && embedded
-                && !root
                 && let Some(Value::Object(meta)) = map.get_mut("metadata")
             {
                 let mkeys: Vec<String> = meta.keys().cloned().collect();
@@ -690,12 +688,15 @@ mod tests {
 
     #[test]
     fn prunes_unknown_fields_and_reports_paths() {
-        let mut obj = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "a"},
+        let mut obj = json!({"apiVersion": "x/v1", "kind": "W", "metadata": {"name": "a", "nope": 1},
             "spec": {"size": 1, "bogus": 1, "free": {"any": {"thing": 1}}, "labels": {"a": "b"},
                      "ports": [{"name": "a", "extra": true}]},
             "top": 1});
         let unknown = prune(&schema(), &mut obj);
-        assert_eq!(unknown, ["spec.bogus", "spec.ports[0].extra", "top"]);
+        assert_eq!(
+            unknown,
+            ["metadata.nope", "spec.bogus", "spec.ports[0].extra", "top"]
+        );
         assert!(obj.get("top").is_none());
         assert_eq!(obj["spec"]["free"]["any"]["thing"], 1);
         assert_eq!(obj["metadata"]["name"], "a");
