@@ -20,9 +20,12 @@ pub enum Output {
     Table {
         beta: bool,
     },
-    /// meta.k8s.io PartialObjectMetadata(List).
+    /// meta.k8s.io PartialObjectMetadata(List); `list` when the client asked for
+    /// `PartialObjectMetadataList` (upstream answers a mismatch with the endpoint, a list
+    /// asked of an object or an object of a list, with 406).
     PartialMetadata {
         beta: bool,
+        list: bool,
     },
 }
 
@@ -88,7 +91,10 @@ pub fn negotiate(accept: Option<&str>, allow_transform: bool) -> Result<Output, 
                     match as_kind {
                         "Table" => return Ok(Output::Table { beta }),
                         "PartialObjectMetadata" | "PartialObjectMetadataList" => {
-                            return Ok(Output::PartialMetadata { beta });
+                            return Ok(Output::PartialMetadata {
+                                beta,
+                                list: as_kind == "PartialObjectMetadataList",
+                            });
                         }
                         _ => continue,
                     }

@@ -318,10 +318,10 @@ pub fn respond(
         Output::Yaml => "application/yaml",
         Output::Table { beta: false } => "application/json;as=Table;v=v1;g=meta.k8s.io",
         Output::Table { beta: true } => "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
-        Output::PartialMetadata { beta: false } => {
+        Output::PartialMetadata { beta: false, .. } => {
             "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io"
         }
-        Output::PartialMetadata { beta: true } => {
+        Output::PartialMetadata { beta: true, .. } => {
             "application/json;as=PartialObjectMetadata;v=v1beta1;g=meta.k8s.io"
         }
     };
@@ -358,6 +358,36 @@ fn include_object(query: &Query) -> Result<IncludeObject> {
             "invalid includeObject value {other:?}: must be None, Metadata or Object"
         ))),
     }
+}
+
+/// Upstream's 406 when the PartialObjectMetadata kind asked for does not fit the answer
+/// (`asPartialObjectMetadata(List)` in handlers/response.go); the Go type is the
+/// internal one the handler holds.
+fn partial_metadata_mismatch(res: &ResourceInfo, is_list: bool) -> ApiError {
+    let package = match res.group.split('.').next() {
+        Some("") | None => "core",
+        Some("events") => "core",
+        Some(first) => first,
+    };
+    let go_type = if res.custom.is_some() {
+        format!(
+            "*unstructured.Unstructured{}",
+            if is_list { "List" } else { "" }
+        )
+    } else if is_list {
+        format!("*{package}.{}", res.list_kind)
+    } else {
+        format!("*{package}.{}", res.kind)
+    };
+    ApiError::not_acceptable(if is_list {
+        format!(
+            "you requested PartialObjectMetadata, but the requested object is a list ({go_type})"
+        )
+    } else {
+        format!(
+            "you requested PartialObjectMetadataList, but the requested object is not a list ({go_type})"
+        )
+    })
 }
 
 /// The `metadata` of an object as PartialObjectMetadata.
@@ -399,7 +429,10 @@ fn render_object(
             }
             json_bytes(&t)?
         }
-        Output::PartialMetadata { beta } => json_bytes(&partial_metadata(obj, beta))?,
+        Output::PartialMetadata { list: true, .. } => {
+            return Err(partial_metadata_mismatch(res, false));
+        }
+        Output::PartialMetadata { beta, .. } => json_bytes(&partial_metadata(obj, beta))?,
     };
     respond(status, output, body, warnings)
 }
@@ -641,7 +674,10 @@ fn list(
             }
             json_bytes(&t)?
         }
-        Output::PartialMetadata { beta } => {
+        Output::PartialMetadata { list: false, .. } => {
+            return Err(partial_metadata_mismatch(res, true));
+        }
+        Output::PartialMetadata { beta, .. } => {
             let items = page
                 .items
                 .iter()
@@ -650,6 +686,9 @@ fn list(
             let mut meta = json!({"resourceVersion": rv});
             if let Some(c) = &page.continue_token {
                 meta["continue"] = json!(c);
+            }
+            if let Some(r) = page.remaining {
+                meta["remainingItemCount"] = json!(r);
             }
             json_bytes(&json!({
                 "kind": "PartialObjectMetadataList",

@@ -61,7 +61,8 @@ impl Encoder {
                 }
                 t
             }
-            Output::PartialMetadata { beta } => partial_metadata(obj, beta),
+            // Watch events carry objects: PartialObjectMetadata either way.
+            Output::PartialMetadata { beta, .. } => partial_metadata(obj, beta),
             Output::Json | Output::Yaml => obj.clone(),
         };
         line(&json!({"type": kind, "object": object}))

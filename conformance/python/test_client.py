@@ -298,3 +298,56 @@ def test_status_errors(api_client, namespace):
         core.create_namespaced_config_map(namespace, {"metadata": {"name": "dup"}, "data": {}})
     assert err.value.status == 409
     assert '"reason":"AlreadyExists"' in err.value.body.replace(" ", "")
+
+
+def test_partial_object_metadata(api_client, namespace):
+    """What a metadata-only informer does (client-go's metadata client Accept headers,
+    protobuf first, read raw with _preload_content=False): a paged
+    PartialObjectMetadataList, a single PartialObjectMetadata, and a watch whose events
+    carry PartialObjectMetadata."""
+    import json
+
+    core = client.CoreV1Api(api_client)
+    for name in ["m1", "m2", "m3"]:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name}, "data": {"secret": "x"}})
+
+    def metadata_api(kind):
+        """A client whose every request asks for `kind` (default headers win over the
+        generated methods' Accept)."""
+        meta_client = client.ApiClient(api_client.configuration)
+        accept = f"as={kind};g=meta.k8s.io;v=v1"
+        meta_client.set_default_header(
+            "Accept",
+            f"application/vnd.kubernetes.protobuf;{accept},application/json;{accept},application/json",
+        )
+        return client.CoreV1Api(meta_client)
+
+    lists, objects = metadata_api("PartialObjectMetadataList"), metadata_api("PartialObjectMetadata")
+    first = json.loads(lists.list_namespaced_config_map(namespace, limit=2, _preload_content=False).data)
+    assert first["kind"] == "PartialObjectMetadataList" and first["apiVersion"] == "meta.k8s.io/v1", first
+    assert len(first["items"]) == 2 and first["metadata"]["continue"], first
+    assert all(i["kind"] == "PartialObjectMetadata" and "data" not in i for i in first["items"]), first
+    rest = json.loads(
+        lists.list_namespaced_config_map(
+            namespace, limit=10, _continue=first["metadata"]["continue"], _preload_content=False
+        ).data
+    )
+    names = [i["metadata"]["name"] for i in first["items"] + rest["items"]]
+    assert {"m1", "m2", "m3"} <= set(names), names
+
+    one = json.loads(objects.read_namespaced_config_map("m2", namespace, _preload_content=False).data)
+    assert one["kind"] == "PartialObjectMetadata" and one["metadata"]["name"] == "m2" and "data" not in one, one
+
+    resp = objects.list_namespaced_config_map(
+        namespace,
+        watch=True,
+        timeout_seconds=2,
+        resource_version=rest["metadata"]["resourceVersion"],
+        _preload_content=False,
+    )
+    core.patch_namespaced_config_map("m3", namespace, {"metadata": {"labels": {"seen": "yes"}}})
+    events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    modified = [e for e in events if e["type"] == "MODIFIED" and e["object"]["metadata"]["name"] == "m3"]
+    assert modified and modified[0]["object"]["kind"] == "PartialObjectMetadata", events
+    assert modified[0]["object"]["metadata"]["labels"] == {"seen": "yes"}
+    assert "data" not in modified[0]["object"]
