@@ -88,7 +88,13 @@ impl PrinterColumn {
     /// `cellForJSONValue` (strings print any value; mismatched types are null; dates are
     /// ages against `now`, as `ConvertToHumanReadableDateType` renders them).
     fn cell(&self, obj: &Value, now: DateTime<Utc>) -> Value {
-        let Some(value) = self.path.find(obj).into_iter().next() else {
+        // client-go evaluation errors leave the cell empty, like a missing value.
+        let Some(value) = self
+            .path
+            .try_find(obj)
+            .ok()
+            .and_then(|found| found.into_iter().next())
+        else {
             return Value::Null;
         };
         if value.is_null() {

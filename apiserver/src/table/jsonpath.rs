@@ -7,7 +7,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 enum Literal {
     Str(String),
-    Num(f64),
+    /// A number literal without a `.` (client-go's IntNode).
+    Int(i64),
+    Float(f64),
     Bool(bool),
 }
 
@@ -24,8 +26,9 @@ enum Step {
     },
 }
 
-/// A parsed path; evaluation never fails (missing keys yield no results, as with
-/// `AllowMissingKeys(true)`).
+/// A parsed path. Missing keys yield no results (`AllowMissingKeys(true)`); what client-go
+/// refuses while evaluating (filtering a non-list, comparing values of different kinds, a
+/// filter path with several values) is an error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
     steps: Vec<Step>,
@@ -49,8 +52,13 @@ impl JsonPath {
         Ok(JsonPath { steps })
     }
 
-    /// Every value the path selects, in document order.
+    /// Every value the path selects, in document order (nothing when evaluation fails).
     pub fn find<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
+        self.try_find(root).unwrap_or_default()
+    }
+
+    /// Every value the path selects, or why client-go's evaluation would fail.
+    pub fn try_find<'a>(&self, root: &'a Value) -> Result<Vec<&'a Value>, String> {
         eval(&self.steps, vec![root])
     }
 }
@@ -173,7 +181,11 @@ fn parse_bracket(chars: &[char], pos: &mut usize) -> Result<Step, String> {
                         match word.as_str() {
                             "true" => Literal::Bool(true),
                             "false" => Literal::Bool(false),
-                            w => Literal::Num(
+                            w if w.contains('.') => Literal::Float(
+                                w.parse()
+                                    .map_err(|_| format!("invalid filter value {w:?}"))?,
+                            ),
+                            w => Literal::Int(
                                 w.parse()
                                     .map_err(|_| format!("invalid filter value {w:?}"))?,
                             ),
@@ -242,27 +254,39 @@ fn recursive_collect<'a>(v: &'a Value, name: &str, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn compare(actual: &Value, op: &str, literal: &Literal) -> bool {
+/// Go template comparison (`template.Equal`, `Less` ...) of a JSON value with a literal:
+/// integers with integers, floats with floats, strings with strings, booleans only for
+/// (in)equality; anything else is an error, as in client-go.
+fn compare(actual: &Value, op: &str, literal: &Literal) -> Result<bool, String> {
     use std::cmp::Ordering;
     let ordering = match (actual, literal) {
         (Value::String(a), Literal::Str(b)) => Some(a.as_str().cmp(b.as_str())),
-        (Value::Number(a), Literal::Num(b)) => a.as_f64().and_then(|a| a.partial_cmp(b)),
-        (Value::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
-        _ => None,
+        (Value::Number(a), Literal::Int(b)) if a.is_i64() || a.is_u64() => {
+            a.as_i64().map(|a| a.cmp(b)).or(Some(Ordering::Greater))
+        }
+        (Value::Number(a), Literal::Float(b)) if a.is_f64() => {
+            a.as_f64().and_then(|a| a.partial_cmp(b))
+        }
+        (Value::Bool(a), Literal::Bool(b)) if op == "==" || op == "!=" => Some(a.cmp(b)),
+        (Value::Bool(_), Literal::Bool(_)) => {
+            return Err("invalid type for comparison".into());
+        }
+        _ => return Err("incompatible types for comparison".into()),
     };
-    match (op, ordering) {
-        ("==", Some(o)) => o == Ordering::Equal,
-        ("!=", Some(o)) => o != Ordering::Equal,
-        ("!=", None) => true,
-        ("<", Some(o)) => o == Ordering::Less,
-        ("<=", Some(o)) => o != Ordering::Greater,
-        (">", Some(o)) => o == Ordering::Greater,
-        (">=", Some(o)) => o != Ordering::Less,
-        _ => false,
-    }
+    let Some(o) = ordering else {
+        return Ok(false);
+    };
+    Ok(match op {
+        "==" => o == Ordering::Equal,
+        "!=" => o != Ordering::Equal,
+        "<" => o == Ordering::Less,
+        "<=" => o != Ordering::Greater,
+        ">" => o == Ordering::Greater,
+        _ => o != Ordering::Less,
+    })
 }
 
-fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Vec<&'a Value> {
+fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Result<Vec<&'a Value>, String> {
     for step in steps {
         let mut next = Vec::new();
         for v in current {
@@ -302,17 +326,19 @@ fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Vec<&'a Value> {
                     }
                 }
                 Step::Filter { path, op } => {
-                    let items: Vec<&Value> = match v {
-                        Value::Array(a) => a.iter().collect(),
-                        other => vec![other],
+                    let Value::Array(items) = v else {
+                        return Err(format!("{v} is not array or slice and cannot be filtered"));
                     };
                     for item in items {
                         let found = eval(path, vec![item]);
                         let keep = match op {
-                            None => !found.is_empty(),
-                            Some((operator, literal)) => {
-                                found.iter().any(|f| compare(f, operator, literal))
-                            }
+                            // Existence ignores evaluation errors of the left side.
+                            None => found.is_ok_and(|f| !f.is_empty()),
+                            Some((operator, literal)) => match found?.as_slice() {
+                                [] => false,
+                                [one] => compare(one, operator, literal)?,
+                                _ => return Err("can only compare one element at a time".into()),
+                            },
                         };
                         if keep {
                             next.push(item);
@@ -323,7 +349,7 @@ fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Vec<&'a Value> {
         }
         current = next;
     }
-    current
+    Ok(current)
 }
 
 #[cfg(test)]
@@ -353,6 +379,14 @@ mod tests {
         // Items without the value are skipped, even by `!=` (client-go's evalFilter).
         assert_eq!(find(".items[?(@.n != 1)].name", &obj), [json!("b")]);
         assert_eq!(find("$.items[-1:].name", &obj), [json!("c")]);
+        // What client-go refuses is an error (the printer column's cell is then empty).
+        let path = |p: &str| JsonPath::parse(p).unwrap();
+        assert!(path(".items[?(@.n == 1.0)]").try_find(&obj).is_err());
+        assert!(path(".items[?(@.name == 1)]").try_find(&obj).is_err());
+        assert!(path(".items[?(@.on < true)]").try_find(&obj).is_err());
+        assert!(path(".items[0][?(@.n == 1)]").try_find(&obj).is_err());
+        let floats = json!({"items": [{"x": 1.5}, {"x": 2.5}]});
+        assert_eq!(path(".items[?(@.x > 2.0)].x").find(&floats), [&json!(2.5)]);
         assert_eq!(find(".items[*].n", &obj), [json!(1), json!(5)]);
     }
 
