@@ -486,7 +486,9 @@ impl ObjectService {
             meta.remove("selfLink");
         }
         let warnings = self.admit(res, &mut new, Some(current), opts)?;
-        if tracks_generation(res) && spec_part(&new) != spec_part(current) {
+        let content_changed = crate::crd::generation_changed(res, current, &new)
+            .unwrap_or_else(|| spec_part(&new) != spec_part(current));
+        if tracks_generation(res) && content_changed {
             let generation = current
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)

@@ -27,6 +27,29 @@ pub fn compile(expr: &str) -> Result<cel::Program, String> {
     }
 }
 
+/// Parsed rules by source text: a rule is parsed once, not on every write.
+static PROGRAMS: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Arc<cel::Program>>>> =
+    std::sync::LazyLock::new(|| std::sync::Mutex::new(HashMap::new()));
+
+/// How many parsed rules are kept (the cache starts over past this).
+const PROGRAM_CACHE_LIMIT: usize = 4096;
+
+/// `compile`, through the cache.
+fn program(expr: &str) -> Result<Arc<cel::Program>, String> {
+    let mut cache = PROGRAMS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(p) = cache.get(expr) {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(compile(expr)?);
+    if cache.len() >= PROGRAM_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.insert(expr.to_string(), p.clone());
+    Ok(p)
+}
+
 /// A JSON value as CEL sees it: whole numbers are `int`, objects are maps.
 pub fn to_cel(v: &Value) -> cel::Value {
     match v {
@@ -135,7 +158,7 @@ fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: 
     let Some(expr) = rule.get("rule").and_then(Value::as_str) else {
         return;
     };
-    let program = match compile(expr) {
+    let program = match program(expr) {
         Ok(p) => p,
         Err(e) => {
             causes.push(field::invalid(
@@ -200,7 +223,7 @@ fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: 
 /// `message`, else `failed rule: <rule>`.
 fn message_for(rule: &Value, expr: &str, ctx: &cel::Context) -> String {
     if let Some(me) = rule.get("messageExpression").and_then(Value::as_str)
-        && let Ok(p) = compile(me)
+        && let Ok(p) = program(me)
         && let Ok(Ok(cel::Value::String(s))) =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.execute(ctx)))
         && !s.trim().is_empty()

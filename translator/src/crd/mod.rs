@@ -116,6 +116,26 @@ pub fn check_create_allowed(
     }
 }
 
+/// Whether an update of a custom resource changes what `metadata.generation` counts, as
+/// upstream's custom resource strategy decides: everything but metadata, and but status
+/// when the status subresource is enabled. `None` for other resources.
+pub fn generation_changed(res: &ResourceInfo, old: &Value, new: &Value) -> Option<bool> {
+    let custom = res.custom.as_ref()?;
+    let content = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.as_object_mut() {
+            for k in ["metadata", "apiVersion", "kind"] {
+                m.remove(k);
+            }
+            if custom.status {
+                m.remove("status");
+            }
+        }
+        v
+    };
+    Some(content(old) != content(new))
+}
+
 /// A stored custom resource as the version `res` serves it: `None` conversion rewrites
 /// `apiVersion`, and the version's defaults apply on read, as upstream does.
 pub fn to_served(res: &ResourceInfo, mut obj: Value) -> Value {
@@ -224,6 +244,31 @@ pub fn set_path(obj: &mut Value, path: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generation_counts_status_only_without_the_status_subresource() {
+        let res = |status: bool| ResourceInfo {
+            custom: Some(std::sync::Arc::new(crate::registry::CustomVersion {
+                status,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let old = json!({"metadata": {"name": "a"}, "spec": {"x": 1}});
+        let status_only = json!({"metadata": {"name": "a", "labels": {"l": "v"}}, "spec": {"x": 1}, "status": {"ok": true}});
+        assert_eq!(
+            generation_changed(&res(true), &old, &status_only),
+            Some(false)
+        );
+        assert_eq!(
+            generation_changed(&res(false), &old, &status_only),
+            Some(true)
+        );
+        assert_eq!(
+            generation_changed(&ResourceInfo::default(), &old, &status_only),
+            None
+        );
+    }
 
     #[test]
     fn paths_read_and_write() {
