@@ -343,7 +343,21 @@ pub(super) fn group_version_paths(
     version: &str,
     resources: &[Arc<ResourceInfo>],
 ) -> Vec<PathItem> {
-    let mut items = vec![PathItem {
+    let mut items = Vec::new();
+    // apiextensions-apiserver publishes only the resources' own routes for CRD versions.
+    if resources.iter().any(|r| r.custom.is_none()) {
+        items.push(api_resources_item(group, version));
+    }
+    for r in resources {
+        items.extend(resource_paths(catalog, r));
+    }
+    items.sort_by(|a, b| a.path.cmp(&b.path));
+    items
+}
+
+/// `GET /apis/<group>/<version>/`: the group-version's APIResourceList.
+fn api_resources_item(group: &str, version: &str) -> PathItem {
+    PathItem {
         path: format!("{}/", prefix(group, version)),
         params: Vec::new(),
         operations: vec![Operation {
@@ -357,12 +371,7 @@ pub(super) fn group_version_paths(
             responses: vec![ok(API_RESOURCE_LIST), unauthorized()],
             produces: Produces::Object,
         }],
-    }];
-    for r in resources {
-        items.extend(resource_paths(catalog, r));
     }
-    items.sort_by(|a, b| a.path.cmp(&b.path));
-    items
 }
 
 /// Builds the operations of one resource from its verbs and subresources.
