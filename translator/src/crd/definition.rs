@@ -100,9 +100,18 @@ pub fn crd_causes(crd: &Value, old: Option<&Value>) -> Vec<Cause> {
         ));
     }
     if let Some(old) = old {
-        for (pointer, path) in [("/spec/group", "spec.group"), ("/spec/scope", "spec.scope")] {
+        // The resource name is immutable; once established, so is what storage depends on.
+        let mut immutable = vec![
+            ("/spec/group", "spec.group"),
+            ("/spec/names/plural", "spec.names.plural"),
+        ];
+        if super::serving::is_established(old) {
+            immutable.push(("/spec/scope", "spec.scope"));
+            immutable.push(("/spec/names/kind", "spec.names.kind"));
+        }
+        for (pointer, path) in immutable {
             let (n, o) = (s(crd, pointer), s(old, pointer));
-            if n != o && !o.is_empty() {
+            if n != o {
                 causes.push(field::invalid_str(path, n, "field is immutable"));
             }
         }
@@ -152,10 +161,16 @@ pub fn names_causes(crd: &Value, pointer: &str, path: &str, causes: &mut Vec<Cau
         causes.push(field::required(&field::child(path, "plural"), ""));
     }
     dns1035("plural", plural, causes);
-    dns1035("singular", get("singular"), causes);
     let kind = get("kind");
+    if get("singular").is_empty() {
+        causes.push(field::required(&field::child(path, "singular"), ""));
+    }
+    dns1035("singular", get("singular"), causes);
     if kind.is_empty() {
         causes.push(field::required(&field::child(path, "kind"), ""));
+    }
+    if get("listKind").is_empty() {
+        causes.push(field::required(&field::child(path, "listKind"), ""));
     }
     for k in ["kind", "listKind"] {
         let value = get(k);
@@ -179,21 +194,29 @@ pub fn names_causes(crd: &Value, pointer: &str, path: &str, causes: &mut Vec<Cau
             "kind and listKind may not be the same",
         ));
     }
-    for sn in list(&names, "/shortNames").iter().filter_map(Value::as_str) {
+    for (i, sn) in list(&names, "/shortNames")
+        .iter()
+        .filter_map(Value::as_str)
+        .enumerate()
+    {
         let errs = names::is_dns1035_label(sn);
         if !errs.is_empty() {
             causes.push(field::invalid_str(
-                &field::child(path, "shortNames"),
+                &field::index(&field::child(path, "shortNames"), i),
                 sn,
                 &errs.join(","),
             ));
         }
     }
-    for c in list(&names, "/categories").iter().filter_map(Value::as_str) {
+    for (i, c) in list(&names, "/categories")
+        .iter()
+        .filter_map(Value::as_str)
+        .enumerate()
+    {
         let errs = names::is_dns1035_label(c);
         if !errs.is_empty() {
             causes.push(field::invalid_str(
-                &field::child(path, "categories"),
+                &field::index(&field::child(path, "categories"), i),
                 c,
                 &errs.join(","),
             ));
@@ -232,6 +255,20 @@ fn versions_causes(crd: &Value, causes: &mut Vec<Cause>) {
         ));
     }
     let mut seen: Vec<&str> = Vec::new();
+    let unique = {
+        let mut names: Vec<&str> = versions.iter().map(|v| s(v, "/name")).collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        names.len() == n
+    };
+    if !unique {
+        causes.push(field::invalid(
+            "spec.versions",
+            &Value::Array(versions.to_vec()),
+            "must contain unique version names",
+        ));
+    }
     for (i, v) in versions.iter().enumerate() {
         let vpath = field::index("spec.versions", i);
         let name = s(v, "/name");
@@ -243,12 +280,6 @@ fn versions_causes(crd: &Value, causes: &mut Vec<Cause>) {
                     &field::child(&vpath, "name"),
                     name,
                     &msg,
-                ));
-            }
-            if seen.contains(&name) {
-                causes.push(field::duplicate(
-                    &field::child(&vpath, "name"),
-                    &Value::from(name),
                 ));
             }
             seen.push(name);
@@ -352,10 +383,10 @@ fn metadata_schema_causes(meta: &Value, path: &str, causes: &mut Vec<Cause>) {
 /// Keywords a structural schema may not use anywhere.
 const FORBIDDEN_KEYWORDS: [(&str, &str); 6] = [
     ("$ref", "$ref is not supported"),
-    ("definitions", "definitions are not supported"),
-    ("dependencies", "dependencies are not supported"),
+    ("definitions", "definitions is not supported"),
+    ("dependencies", "dependencies is not supported"),
     ("patternProperties", "patternProperties is not supported"),
-    ("additionalItems", "additionalItems cannot be set to false"),
+    ("additionalItems", "additionalItems is not supported"),
     ("id", "id is not supported"),
 ];
 
@@ -402,6 +433,12 @@ fn schema_causes(
         ));
     }
     let t = map.get("type").and_then(Value::as_str).unwrap_or("");
+    if t == "null" {
+        causes.push(field::forbidden(
+            &field::child(path, "type"),
+            "type cannot be set to null",
+        ));
+    }
     if flag(schema, "x-kubernetes-int-or-string") {
         if !t.is_empty() {
             causes.push(field::invalid_str(
@@ -411,7 +448,10 @@ fn schema_causes(
             ));
         }
     } else if !t.is_empty()
-        && !["object", "array", "string", "integer", "number", "boolean"].contains(&t)
+        && ![
+            "object", "array", "string", "integer", "number", "boolean", "null",
+        ]
+        .contains(&t)
     {
         causes.push(field::not_supported(
             &field::child(path, "type"),
@@ -932,7 +972,7 @@ mod tests {
         let mut v2 = v.clone();
         v2["storage"] = json!(false);
         dup["spec"]["versions"] = json!([v, v2]);
-        assert_eq!(fields(&dup), ["spec.versions[1].name"]);
+        assert_eq!(fields(&dup), ["spec.versions"]);
     }
 
     #[test]
@@ -964,6 +1004,27 @@ mod tests {
             msg,
             "Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""
         );
+    }
+
+    #[test]
+    fn updates_keep_group_and_plural_and_once_established_scope_and_kind() {
+        let mut old = good();
+        let mut new = good();
+        new["spec"]["scope"] = json!("Cluster");
+        assert!(
+            crd_causes(&new, Some(&old)).is_empty(),
+            "not established yet"
+        );
+        old["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
+        let fields: Vec<String> = crd_causes(&new, Some(&old))
+            .into_iter()
+            .map(|c| c.field)
+            .collect();
+        assert_eq!(fields, ["spec.scope"]);
+        new["spec"]["group"] = json!("other.com");
+        let causes = crd_causes(&new, Some(&old));
+        assert!(causes.iter().any(|c| c.field == "spec.group"
+            && c.message == "Invalid value: \"other.com\": field is immutable"));
     }
 
     #[test]
