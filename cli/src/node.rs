@@ -217,6 +217,9 @@ async fn become_ready(
     }
     tokio::spawn(EventTtlController::new(service.clone(), event_ttl).run());
     tokio::spawn(beemesh_workloads::CrdController::new(service.clone()).run());
+    // Sharded like every controller: each node collects the dependents it is home of.
+    tokio::spawn(beemesh_workloads::GarbageCollector::new(service.clone()).run());
+    tokio::spawn(beemesh_workloads::PodTerminationController::new(service.clone()).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());
     state.set_ready(true);
     let members = mesh.members().len();

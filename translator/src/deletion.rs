@@ -302,7 +302,7 @@ fn mark_as_deleting(obj: &mut Value, now: DateTime<Utc>) {
     let existing = meta
         .get("deletionTimestamp")
         .filter(|t| !t.is_null())
-        .map(|t| parse_timestamp(t));
+        .map(parse_timestamp);
     if existing.is_none() {
         bump_generation(meta);
     }

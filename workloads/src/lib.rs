@@ -3,8 +3,12 @@
 
 pub mod crds;
 pub mod event_ttl;
+pub mod garbage_collector;
 pub mod namespaces;
+pub mod pod_termination;
 
 pub use crds::{CrdController, CrdRegistrar};
 pub use event_ttl::EventTtlController;
+pub use garbage_collector::GarbageCollector;
 pub use namespaces::NamespaceController;
+pub use pod_termination::PodTerminationController;

@@ -1,0 +1,182 @@
+//! Ends graceful pod deletions. A DELETE of a pod bound to a node marks it with
+//! `deletionTimestamp = now + grace` and `deletionGracePeriodSeconds` (see
+//! `translator::deletion`); upstream's kubelet then stops the containers and removes the
+//! pod with a zero grace period. BeeMesh has no container runtime yet, so the pod's home
+//! node stands in for the kubelet: once the deadline passes it deletes the pod with
+//! `gracePeriodSeconds: 0` and a uid precondition (finalizers, if any, still hold it).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use beemesh_translator::deletion::DeleteOptions;
+use beemesh_translator::service::ObjectService;
+use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::{ApiError, ResourceInfo};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Longest sleep without an event (deadlines are also re-read from the store then).
+const IDLE: Duration = Duration::from_secs(10);
+
+/// A pod waiting for its grace period to end.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Pending {
+    deadline: DateTime<Utc>,
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+/// The pod as a pending graceful deletion, if it is one.
+fn pending(pod: &Value) -> Option<Pending> {
+    let meta = pod.get("metadata")?;
+    let grace = meta.get("deletionGracePeriodSeconds")?.as_i64()?;
+    if grace <= 0 {
+        return None;
+    }
+    let deadline = DateTime::parse_from_rfc3339(meta.get("deletionTimestamp")?.as_str()?)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(Pending {
+        deadline,
+        namespace: meta.get("namespace")?.as_str()?.to_string(),
+        name: meta.get("name")?.as_str()?.to_string(),
+        uid: meta.get("uid")?.as_str()?.to_string(),
+    })
+}
+
+pub struct PodTerminationController {
+    service: ObjectService,
+}
+
+impl PodTerminationController {
+    pub fn new(service: ObjectService) -> Self {
+        PodTerminationController { service }
+    }
+
+    fn pods(&self) -> Result<std::sync::Arc<ResourceInfo>, ApiError> {
+        self.service
+            .registry
+            .get("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))
+    }
+
+    /// Every pod in a graceful deletion on this replica.
+    fn scan(&self, pods: &ResourceInfo) -> Result<BTreeSet<Pending>, ApiError> {
+        let page = self.service.store.list(
+            pods,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        let mut out = BTreeSet::new();
+        for item in page.items {
+            if let Some(p) = pending(&parse_stored(&item)?) {
+                out.insert(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the pods whose grace period is over and that this node is home of;
+    /// returns when the next one is due.
+    pub async fn sweep(&self) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let pods = self.pods()?;
+        let now = Utc::now();
+        let mut next = None;
+        for p in self.scan(&pods)? {
+            if p.deadline > now {
+                next = Some(next.map_or(p.deadline, |n: DateTime<Utc>| n.min(p.deadline)));
+                continue;
+            }
+            if !self
+                .service
+                .store
+                .is_home(&pods, Some(&p.namespace), &p.name)
+            {
+                continue;
+            }
+            let opts = DeleteOptions {
+                preconditions: Preconditions {
+                    uid: Some(p.uid.clone()),
+                    resource_version: None,
+                },
+                grace_period_seconds: Some(0),
+                ..DeleteOptions::default()
+            };
+            match self
+                .service
+                .delete_with(&pods, Some(&p.namespace), &p.name, &opts)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code() == 404 || e.code() == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(next)
+    }
+
+    /// Runs forever: sweeps when a pod changes, when a deadline passes and every `IDLE`.
+    pub async fn run(self) {
+        loop {
+            let next = match self.sweep().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pod termination sweep failed");
+                    None
+                }
+            };
+            let wait = next
+                .and_then(|t| (t - Utc::now()).to_std().ok())
+                .map_or(IDLE, |d| d.min(IDLE) + Duration::from_millis(50));
+            let Ok(pods) = self.pods() else {
+                return;
+            };
+            let from = self.service.store.revision();
+            match self.service.store.watch(&pods, None, Some(from)) {
+                Ok(mut source) => {
+                    let prefix = source.prefix.clone();
+                    let deadline = tokio::time::sleep(wait);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            ev = source.subscription.next() => match ev {
+                                // Only a pod entering (or changing) a graceful deletion
+                                // needs a new sweep.
+                                Ok(e) if e.key.starts_with(&prefix)
+                                    && parse_stored(&e.value).ok().as_ref().and_then(pending).is_some() => break,
+                                Ok(_) => continue,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                Err(_) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_pods_within_a_grace_period_are_pending() {
+        let marked = json!({"metadata": {"name": "p", "namespace": "d", "uid": "u",
+            "deletionTimestamp": "2026-01-01T00:00:30Z", "deletionGracePeriodSeconds": 30}});
+        let p = pending(&marked).unwrap();
+        assert_eq!(p.deadline.to_rfc3339(), "2026-01-01T00:00:30+00:00");
+        let held = json!({"metadata": {"name": "p", "namespace": "d", "uid": "u",
+            "deletionTimestamp": "2026-01-01T00:00:30Z", "deletionGracePeriodSeconds": 0}});
+        assert!(pending(&held).is_none());
+        assert!(pending(&json!({"metadata": {"name": "p"}})).is_none());
+    }
+}
