@@ -332,6 +332,20 @@ fn root_schema_causes(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
     if let Some(meta) = schema.get("properties").and_then(|p| p.get("metadata")) {
         metadata_schema_causes(meta, &format!("{path}.properties[metadata]"), causes);
     }
+    if schema
+        .get("additionalProperties")
+        .is_some_and(|a| !a.is_null())
+    {
+        causes.push(field::forbidden(
+            &field::child(path, "additionalProperties"),
+            "must not be used at the root",
+        ));
+    }
+    if let Some(map) = schema.as_object() {
+        for k in ["apiVersion", "kind"] {
+            string_property_cause(map, k, path, causes);
+        }
+    }
     for forbidden in [
         "nullable",
         "x-kubernetes-int-or-string",
@@ -344,7 +358,21 @@ fn root_schema_causes(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
             ));
         }
     }
-    schema_causes(schema, path, "", false, causes);
+    schema_causes(schema, path, "", causes);
+}
+
+/// `apiVersion` and `kind` of an object (the root, an embedded resource) must be strings.
+fn string_property_cause(map: &Map<String, Value>, k: &str, path: &str, causes: &mut Vec<Cause>) {
+    if let Some(p) = map.get("properties").and_then(|p| p.get(k)) {
+        let t = p.get("type").and_then(Value::as_str).unwrap_or("");
+        if t != "string" {
+            causes.push(field::invalid_str(
+                &format!("{path}.properties[{k}].type"),
+                t,
+                "must be string",
+            ));
+        }
+    }
 }
 
 fn flag(schema: &Value, key: &str) -> bool {
@@ -390,15 +418,9 @@ const FORBIDDEN_KEYWORDS: [(&str, &str); 6] = [
     ("id", "id is not supported"),
 ];
 
-/// The structural-schema rules at one node. `data` is the data path the node describes
-/// (for validating its `default`), `in_value_validation` is true under allOf/anyOf/oneOf/not.
-fn schema_causes(
-    schema: &Value,
-    path: &str,
-    data: &str,
-    in_value_validation: bool,
-    causes: &mut Vec<Cause>,
-) {
+/// The structural-schema rules at one node (nested contexts are `nested_causes`). `data`
+/// is the data path the node describes, for validating its `default`.
+fn schema_causes(schema: &Value, path: &str, data: &str, causes: &mut Vec<Cause>) {
     let Some(map) = schema.as_object() else {
         return;
     };
@@ -460,12 +482,20 @@ fn schema_causes(
         ));
     }
     if flag(schema, "x-kubernetes-embedded-resource") {
-        if t != "object" {
-            causes.push(field::invalid_str(
-                &field::child(path, "type"),
-                t,
-                "must be object if x-kubernetes-embedded-resource is true",
+        const WHY: &str = "must be object if x-kubernetes-embedded-resource is true";
+        if t.is_empty() {
+            causes.push(field::required(&field::child(path, "type"), WHY));
+        } else if t != "object" {
+            causes.push(field::invalid_str(&field::child(path, "type"), t, WHY));
+        }
+        if map.contains_key("additionalProperties") {
+            causes.push(field::forbidden(
+                &field::child(path, "additionalProperties"),
+                "must not be used if x-kubernetes-embedded-resource is set",
             ));
+        }
+        for k in ["apiVersion", "kind"] {
+            string_property_cause(map, k, path, causes);
         }
         if !map.contains_key("properties") && !flag(schema, "x-kubernetes-preserve-unknown-fields")
         {
@@ -481,13 +511,33 @@ fn schema_causes(
             "items must be a schema object and not an array",
         ));
     }
-    if t == "array" && !in_value_validation && !map.get("items").is_some_and(Value::is_object) {
+    if t == "array" && !map.get("items").is_some_and(Value::is_object) {
         causes.push(field::required(
             &field::child(path, "items"),
             "must be specified",
         ));
     }
     list_type_causes(map, t, path, causes);
+    pattern_causes(map, path, causes);
+    if flag(schema, "x-kubernetes-int-or-string")
+        && flag(schema, "x-kubernetes-preserve-unknown-fields")
+    {
+        causes.push(field::invalid(
+            &field::child(path, "x-kubernetes-preserve-unknown-fields"),
+            &Value::Bool(true),
+            "must be false if x-kubernetes-int-or-string is true",
+        ));
+    }
+    if let Some(meta) = map.get("properties").and_then(|p| p.get("metadata"))
+        && (data.is_empty() || flag(schema, "x-kubernetes-embedded-resource"))
+        && meta.get("type").and_then(Value::as_str) != Some("object")
+    {
+        causes.push(field::invalid(
+            &format!("{path}.properties[metadata].type"),
+            meta.get("type").unwrap_or(&Value::from("")),
+            "must be object",
+        ));
+    }
     if let Some(Value::Array(validations)) = map.get("x-kubernetes-validations") {
         for (i, rule) in validations.iter().enumerate() {
             let rpath = format!("{path}.x-kubernetes-validations[{i}]");
@@ -518,69 +568,39 @@ fn schema_causes(
         for (k, sub) in props {
             let ppath = format!("{path}.properties[{k}]");
             let pdata = field::child(data, k);
-            if !in_value_validation {
-                need_type(
-                    sub,
-                    &ppath,
-                    "must not be empty for specified object fields",
-                    causes,
-                );
-            }
-            schema_causes(sub, &ppath, &pdata, in_value_validation, causes);
-        }
-    }
-    if let Some(sub @ Value::Object(_)) = map.get("additionalProperties") {
-        let ppath = field::child(path, "additionalProperties");
-        if !in_value_validation {
             need_type(
                 sub,
                 &ppath,
                 "must not be empty for specified object fields",
                 causes,
             );
+            schema_causes(sub, &ppath, &pdata, causes);
         }
-        schema_causes(sub, &ppath, data, in_value_validation, causes);
+    }
+    if let Some(sub @ Value::Object(_)) = map.get("additionalProperties") {
+        let ppath = field::child(path, "additionalProperties");
+        need_type(
+            sub,
+            &ppath,
+            "must not be empty for specified object fields",
+            causes,
+        );
+        schema_causes(sub, &ppath, data, causes);
     }
     if let Some(sub @ Value::Object(_)) = map.get("items") {
         let ipath = field::child(path, "items");
-        if !in_value_validation {
-            need_type(
-                sub,
-                &ipath,
-                "must not be empty for specified array items",
-                causes,
-            );
-        }
-        schema_causes(
+        need_type(
             sub,
             &ipath,
-            &format!("{data}[*]"),
-            in_value_validation,
+            "must not be empty for specified array items",
             causes,
         );
+        schema_causes(sub, &ipath, &format!("{data}[*]"), causes);
     }
-    for kw in ["allOf", "anyOf", "oneOf"] {
-        if let Some(Value::Array(subs)) = map.get(kw) {
-            for (i, sub) in subs.iter().enumerate() {
-                let spath = format!("{path}.{kw}[{i}]");
-                value_validation_causes(sub, &spath, causes);
-                schema_causes(sub, &spath, data, true, causes);
-            }
-        }
-    }
-    if let Some(sub @ Value::Object(_)) = map.get("not") {
-        let spath = field::child(path, "not");
-        value_validation_causes(sub, &spath, causes);
-        schema_causes(sub, &spath, data, true, causes);
-    }
+    junctor_causes(map, path, false, causes);
     if let Some(default) = map.get("default") {
         let dpath = field::child(path, "default");
-        if in_value_validation {
-            causes.push(field::forbidden(
-                &dpath,
-                "must not be set inside allOf/anyOf/oneOf/not",
-            ));
-        } else if default.is_null() && !flag(schema, "nullable") {
+        if default.is_null() && !flag(schema, "nullable") {
             causes.push(field::invalid(
                 &dpath,
                 default,
@@ -609,28 +629,149 @@ fn schema_causes(
     }
 }
 
-/// Under allOf/anyOf/oneOf/not only value validations are allowed: no types, descriptions,
-/// defaults or extensions that change the structure.
-fn value_validation_causes(schema: &Value, path: &str, causes: &mut Vec<Cause>) {
+/// `[{type: integer}, {type: string}]`: the anyOf of an int-or-string, the one place a
+/// type may appear in a nested context.
+fn is_int_or_string_any_of(any_of: Option<&Value>) -> bool {
+    any_of == Some(&serde_json::json!([{"type": "integer"}, {"type": "string"}]))
+}
+
+/// Under allOf/anyOf/oneOf/not only value validations are allowed (upstream's
+/// `validateNestedValueValidation`): nothing that changes the structure, no defaults, no
+/// metadata, no CEL rules.
+fn nested_causes(schema: &Value, path: &str, skip_any_of: bool, causes: &mut Vec<Cause>) {
     let Some(map) = schema.as_object() else {
         return;
     };
-    for kw in [
-        "type",
-        "description",
-        "title",
-        "nullable",
+    for (kw, msg) in FORBIDDEN_KEYWORDS {
+        if map.contains_key(kw) {
+            causes.push(field::forbidden(&field::child(path, kw), msg));
+        }
+    }
+    pattern_causes(map, path, causes);
+    let present = |k: &str| map.get(k).is_some_and(|v| !v.is_null());
+    let truthy = |k: &str| map.get(k) == Some(&Value::Bool(true));
+    let mut forbid = |k: &str, why: &str| {
+        causes.push(field::forbidden(&field::child(path, k), why));
+    };
+    if map
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty())
+    {
+        forbid("type", "must be empty to be structural");
+    }
+    if present("additionalProperties") {
+        forbid("additionalProperties", "must be undefined to be structural");
+    }
+    if present("default") {
+        forbid("default", "must be undefined to be structural");
+    }
+    for k in ["title", "description"] {
+        if map
+            .get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty())
+        {
+            forbid(k, "must be empty to be structural");
+        }
+    }
+    if truthy("nullable") {
+        forbid("nullable", "must be false to be structural");
+    }
+    for k in [
         "x-kubernetes-preserve-unknown-fields",
         "x-kubernetes-embedded-resource",
         "x-kubernetes-int-or-string",
-        "additionalProperties",
     ] {
-        if map.contains_key(kw) && !(kw == "type" && path.ends_with("properties")) {
-            causes.push(field::forbidden(
-                &field::child(path, kw),
-                "must be empty to be structural",
-            ));
+        if truthy(k) {
+            forbid(k, "must be false to be structural");
         }
+    }
+    if map
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        forbid(
+            "x-kubernetes-list-map-keys",
+            "must be empty to be structural",
+        );
+    }
+    for k in ["x-kubernetes-list-type", "x-kubernetes-map-type"] {
+        if present(k) {
+            forbid(k, "must be undefined to be structural");
+        }
+    }
+    if map
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
+        forbid("x-kubernetes-validations", "must be empty to be structural");
+    }
+    if let Some(Value::Object(props)) = map.get("properties") {
+        for (k, sub) in props {
+            let ppath = format!("{path}.properties[{k}]");
+            if k == "metadata" {
+                causes.push(field::forbidden(
+                    &ppath,
+                    "must not be specified in a nested context",
+                ));
+            }
+            nested_causes(sub, &ppath, false, causes);
+        }
+    }
+    if let Some(sub @ Value::Object(_)) = map.get("items") {
+        nested_causes(sub, &field::child(path, "items"), false, causes);
+    }
+    junctor_causes(map, path, skip_any_of, causes);
+}
+
+/// allOf/anyOf/oneOf/not of a node, each a nested context.
+fn junctor_causes(
+    map: &Map<String, Value>,
+    path: &str,
+    skip_any_of: bool,
+    causes: &mut Vec<Cause>,
+) {
+    let first_all_of_is_int_or_string = map
+        .get("allOf")
+        .and_then(|a| a.get(0))
+        .is_some_and(|first| is_int_or_string_any_of(first.get("anyOf")));
+    if !skip_any_of
+        && !is_int_or_string_any_of(map.get("anyOf"))
+        && let Some(Value::Array(subs)) = map.get("anyOf")
+    {
+        for (i, sub) in subs.iter().enumerate() {
+            nested_causes(sub, &format!("{path}.anyOf[{i}]"), false, causes);
+        }
+    }
+    if let Some(Value::Array(subs)) = map.get("allOf") {
+        for (i, sub) in subs.iter().enumerate() {
+            let skip = i == 0 && first_all_of_is_int_or_string;
+            nested_causes(sub, &format!("{path}.allOf[{i}]"), skip, causes);
+        }
+    }
+    if let Some(Value::Array(subs)) = map.get("oneOf") {
+        for (i, sub) in subs.iter().enumerate() {
+            nested_causes(sub, &format!("{path}.oneOf[{i}]"), false, causes);
+        }
+    }
+    if let Some(sub @ Value::Object(_)) = map.get("not") {
+        nested_causes(sub, &field::child(path, "not"), false, causes);
+    }
+}
+
+/// A `pattern` must be a regular expression.
+fn pattern_causes(map: &Map<String, Value>, path: &str, causes: &mut Vec<Cause>) {
+    if let Some(p) = map.get("pattern").and_then(Value::as_str)
+        && let Err(e) = regex::Regex::new(p)
+    {
+        causes.push(field::invalid_str(
+            &field::child(path, "pattern"),
+            p,
+            &format!("must be a valid regular expression, but isn't: {e}"),
+        ));
     }
 }
 
@@ -1025,6 +1166,37 @@ mod tests {
         let causes = crd_causes(&new, Some(&old));
         assert!(causes.iter().any(|c| c.field == "spec.group"
             && c.message == "Invalid value: \"other.com\": field is immutable"));
+    }
+
+    #[test]
+    fn nested_contexts_carry_only_value_validations() {
+        let mut crd = good();
+        let spec_props = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"];
+        spec_props["port"] = json!({"x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}]});
+        spec_props["mode"] = json!({"type": "string",
+            "allOf": [{"type": "string", "default": "a", "properties": {"metadata": {}}}]});
+        spec_props["name"] = json!({"type": "string", "pattern": "([a-z"});
+        let f = fields(&crd);
+        let base = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties";
+        assert_eq!(
+            f,
+            [
+                format!("{base}[mode].allOf[0].type"),
+                format!("{base}[mode].allOf[0].default"),
+                format!("{base}[mode].allOf[0].properties[metadata]"),
+                format!("{base}[name].pattern"),
+            ],
+            "the int-or-string anyOf is allowed"
+        );
+        let mut root_ap = good();
+        root_ap["spec"]["versions"][0]["schema"]["openAPIV3Schema"] =
+            json!({"type": "object", "additionalProperties": {"type": "string"}});
+        assert_eq!(
+            fields(&root_ap),
+            ["spec.versions[0].schema.openAPIV3Schema.additionalProperties"]
+        );
     }
 
     #[test]
