@@ -257,6 +257,7 @@ impl Run<'_> {
 
     /// Client-side apply, twice, read back, diff. False when nothing got applied.
     fn client_side(&mut self, crds: Option<&str>, rest: Option<&str>) -> bool {
+        self.too_big_refused();
         if let Some(crds) = crds {
             let big = self.install.crds.iter().any(too_big_for_client_side);
             if !self.apply("client-side apply CRDs", crds, big, false) {
@@ -277,6 +278,38 @@ impl Run<'_> {
         self.read_back("client-side");
         self.diff("client-side", crds, rest);
         true
+    }
+
+    /// An object too big for the last-applied annotation: plain client-side apply is
+    /// refused as upstream refuses it (which is why projects document `--server-side`).
+    fn too_big_refused(&mut self) {
+        let big: Vec<Value> = self
+            .install
+            .crds
+            .iter()
+            .chain(&self.install.rest)
+            .filter(|d| too_big_for_client_side(d))
+            .cloned()
+            .collect();
+        for doc in big {
+            let id = identity(&doc);
+            let Some(file) = self.write("too-big.yaml", std::slice::from_ref(&doc)) else {
+                continue;
+            };
+            let out = self.k.run(&["apply", "-f", &file]);
+            if out.code == 0 {
+                self.fail(
+                    "client-side apply of an object over the annotation limit",
+                    format!("{id} was accepted with a last-applied annotation over {ANNOTATIONS_LIMIT} bytes"),
+                );
+                self.k.run(&["delete", "-f", &file, "--ignore-not-found"]);
+            } else if !out.stderr.contains("Too long") {
+                self.fail(
+                    "client-side apply of an object over the annotation limit",
+                    format!("{id}: refused, but not as too long: {}", out.brief()),
+                );
+            }
+        }
     }
 
     /// Server-side apply (taking over from client-side), twice, read back, diff.
