@@ -214,9 +214,10 @@ fn body_path(path: &str) -> String {
     }
 }
 
+/// `field.TypeInvalid`: the value shown is the JSON type the data has.
 fn type_error(path: &str, want: &str, v: &Value) -> Cause {
     let got = value_type(v);
-    field::invalid(
+    let mut cause = field::invalid(
         path,
         &Value::from(got),
         &format!(
@@ -224,7 +225,9 @@ fn type_error(path: &str, want: &str, v: &Value) -> Cause {
             body_path(path),
             field::go_quote(got)
         ),
-    )
+    );
+    cause.reason = "FieldValueTypeInvalid".into();
+    cause
 }
 
 /// Validates `obj` against the schema: every cause with upstream's path and wording.
@@ -288,7 +291,14 @@ fn validate_value(schema: &Value, v: &Value, path: &str, root: bool, causes: &mu
     if let Some(Value::Array(options)) = schema.get("enum")
         && !options.contains(v)
     {
-        let supported: Vec<String> = options.iter().map(field::display_value).collect();
+        // Upstream lists the allowed values as strings (non-strings as their JSON).
+        let supported: Vec<String> = options
+            .iter()
+            .map(|o| match o {
+                Value::String(s) => field::go_quote(s),
+                other => field::go_quote(&other.to_string()),
+            })
+            .collect();
         causes.push(Cause::new(
             "FieldValueNotSupported",
             path,
