@@ -177,6 +177,10 @@ class Informer(threading.Thread):
         self.relists_410 = 0
         self.error = None
         self.resync = threading.Event()
+        # Resume once from a resourceVersion this server never issued (as a controller
+        # restarted against another node would): the watch must answer 410 and the
+        # informer relist.
+        self.stale_resume = threading.Event()
 
     def run(self):
         try:
@@ -185,6 +189,10 @@ class Informer(threading.Thread):
                 if self.resync.is_set():
                     self.resync.clear()
                     self.relist()
+                if self.stale_resume.is_set():
+                    self.stale_resume.clear()
+                    with self.lock:
+                        self.rv = "1"
                 self.watch_once()
         except Exception as e:  # noqa: BLE001 - reported by the test
             self.error = f"{self.plural}: {type(e).__name__}: {e}"
@@ -320,6 +328,8 @@ def run_cluster_cache(http, tag, configmaps=620):
         write_load(http, (f"gitops-a-{tag}", f"gitops-b-{tag}"), configmaps)
         by_plural = {inf.plural: inf for inf in informers}
         cm = by_plural["configmaps"]
+        for name in ("configmaps", "secrets", "deployments.apps"):
+            by_plural[name].stale_resume.set()
         assert_converged(http, informers)
         # Argo's periodic resync: every informer relists (paged) when its watch next ends,
         # and the relisted caches must agree too.
@@ -333,6 +343,8 @@ def run_cluster_cache(http, tag, configmaps=620):
         ns_cms = [k for k in cm.snapshot() if k[0] == f"gitops-a-{tag}" and k[1].startswith("cm-")]
         assert len(ns_cms) == configmaps - len(range(0, configmaps, 11)), len(ns_cms)
         assert cm.pages >= 3, f"the configmaps relist of {len(cm.snapshot())} items took {cm.pages - 1} page(s)"
+        for name in ("configmaps", "secrets", "deployments.apps"):
+            assert by_plural[name].relists_410 >= 1, f"{name}: a watch from a foreign resourceVersion did not answer 410"
         # A list of that namespace alone pages at 500.
         items, _, pages = paged_list(http, f"/api/v1/namespaces/gitops-a-{tag}/configmaps")
         assert pages == (len(items) + 499) // 500, (pages, len(items))
