@@ -290,6 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn common_rule_shapes_evaluate() {
+        let obj = json!({"spec": {"replicas": 3, "name": "web-1", "tags": ["a", "bb"],
+            "labels": {"x": "1"}, "ratio": 0.5, "mode": "fast"}});
+        for (rule, want) in [
+            ("self.replicas == 3", true),
+            ("!has(self.missing) || self.missing > 0", true),
+            ("has(self.name) && size(self.name) <= 5", true),
+            ("self.tags.all(t, size(t) < 3)", true),
+            ("self.tags.exists(t, t == 'bb')", true),
+            ("self.labels.exists(k, k == 'x')", true),
+            ("self.mode in ['fast', 'slow']", true),
+            ("self.name.matches('^[a-z]+-[0-9]+$')", true),
+            ("self.ratio < 1.0", true),
+            ("self.replicas > 5", false),
+        ] {
+            let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-validations": [{"rule": rule}]}}});
+            let causes = validate(&schema, &obj, None);
+            assert_eq!(causes.is_empty(), want, "{rule}: {causes:?}");
+        }
+    }
+
+    #[test]
     fn bad_rules_do_not_compile() {
         assert!(compile("self.a ==").is_err());
         assert!(compile("self.a == 1").is_ok());
