@@ -75,7 +75,8 @@ pub fn to_served(res: &ResourceInfo, stored: Value) -> Value {
 
 /// An object written through `res` in its storage version.
 pub fn to_storage(res: &ResourceInfo, served: Value) -> Value {
-    if !needs_conversion(res) {
+    // Custom resources are stored as written (`None` conversion; reads set apiVersion).
+    if !needs_conversion(res) || res.custom.is_some() {
         return served;
     }
     match (res.group.as_str(), res.version.as_str()) {
