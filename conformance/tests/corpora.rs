@@ -385,8 +385,26 @@ impl Run<'_> {
         let Some(after) = self.snapshot(&format!("{mode} snapshot after re-apply")) else {
             return;
         };
+        // Upstream writes a Secret applied server-side with `stringData` on every apply (the
+        // applied `stringData` never matches the stored object: kubernetes#118519), so
+        // those are not held to the no-op rule.
+        let upstream_writes: BTreeSet<String> = if ssa {
+            self.install
+                .rest
+                .iter()
+                .filter(|d| d["kind"] == "Secret" && d.get("stringData").is_some())
+                .map(identity)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         let moved: Vec<String> = before
             .iter()
+            .filter(|(id, _)| {
+                !upstream_writes
+                    .iter()
+                    .any(|w| same_ignoring_namespace(id, w))
+            })
             .filter_map(|(id, (rv, _))| match after.get(id) {
                 Some((rv2, _)) if rv2 == rv => None,
                 Some((rv2, _)) => Some(format!("{id} {rv}→{rv2}")),
