@@ -201,8 +201,13 @@ impl<'a> FieldManager<'a> {
             _ if res.subresource("status").is_some() => Scope::ExceptStatus,
             _ => Scope::Everything,
         };
+        let typed = Typed::new(catalog, schema);
         FieldManager {
-            typed: Typed::new(catalog, schema),
+            typed: if res.custom.is_some() {
+                typed.custom()
+            } else {
+                typed
+            },
             scope,
             api_version: res.api_version(),
             subresource: subresource.unwrap_or("").to_string(),

@@ -49,6 +49,8 @@ pub struct Typed<'a> {
     /// The ObjectMeta schema, used for `metadata` at the root whatever the root schema says
     /// (a CRD's schema says only `type: object` there).
     object_meta: Option<&'a Value>,
+    /// Whether the kind is a built-in Go type (see `compare_at`).
+    go_typed: bool,
 }
 
 /// Added, modified and removed paths between two objects.
@@ -77,7 +79,14 @@ impl<'a> Typed<'a> {
             lookup,
             root,
             object_meta: lookup.schema(OBJECT_META),
+            go_typed: lookup.go_typed(),
         }
+    }
+
+    /// The same schemas for a custom resource, stored as decoded (no Go structs).
+    pub fn custom(mut self) -> Typed<'a> {
+        self.go_typed = false;
+        self
     }
 
     fn shape(&self, node: Node<'a>, value: &Value) -> Shape<'a> {
@@ -458,10 +467,24 @@ impl<'a> Typed<'a> {
                 let mut keys: Vec<&String> = o.keys().chain(n.keys()).collect();
                 keys.sort();
                 keys.dedup();
+                let empty_value = Value::Object(Map::new());
                 for k in keys {
                     let (child_node, _) = self.field(schema, k, at_root);
+                    // A built-in's top-level spec and status are Go structs, never absent:
+                    // an object without one compares as having an empty one.
+                    let always_there =
+                        at_root && self.go_typed && matches!(k.as_str(), "spec" | "status");
+                    let (ov, nv) = match (o.get(k), n.get(k)) {
+                        (None, Some(v)) if always_there && v.is_object() => {
+                            (Some(&empty_value), Some(v))
+                        }
+                        (Some(v), None) if always_there && v.is_object() => {
+                            (Some(v), Some(&empty_value))
+                        }
+                        other => other,
+                    };
                     path.push(PathElement::Field(k.clone()));
-                    self.compare_at(o.get(k), n.get(k), child_node, path, cmp);
+                    self.compare_at(ov, nv, child_node, path, cmp);
                     path.pop();
                 }
             }
