@@ -50,6 +50,106 @@ fn program(expr: &str) -> Result<Arc<cel::Program>, String> {
     Ok(p)
 }
 
+/// The part of upstream's CEL type-check that catches most mistakes: every field selected
+/// from `self`/`oldSelf` (`self.spec.replicas`, `has(self.x)`) must be a property of the
+/// schema at that place (maps and preserve-unknown-fields objects take any key). Returns
+/// upstream's wording, `undefined field 'x'`.
+pub fn check_fields(expr: &str, schema: &Value) -> Result<(), String> {
+    let program = compile(expr)?;
+    check_expr(program.expression(), schema)
+}
+
+fn check_expr(e: &cel::common::ast::IdedExpr, schema: &Value) -> Result<(), String> {
+    use cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Select(sel) => {
+            // Collect `base.f1.f2...` from the inside out.
+            let mut fields = vec![sel.field.as_str()];
+            let mut base = sel.operand.as_ref();
+            while let Expr::Select(inner) = &base.expr {
+                fields.push(inner.field.as_str());
+                base = inner.operand.as_ref();
+            }
+            match &base.expr {
+                Expr::Ident(name) if name == "self" || name == "oldSelf" => {
+                    let mut node = schema;
+                    for f in fields.iter().rev() {
+                        match field_schema(node, f) {
+                            FieldAt::Known(next) => node = next,
+                            FieldAt::Any => return Ok(()),
+                            FieldAt::Undefined => return Err(format!("undefined field '{f}'")),
+                        }
+                    }
+                    Ok(())
+                }
+                _ => check_expr(base, schema),
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                check_expr(t, schema)?;
+            }
+            call.args.iter().try_for_each(|a| check_expr(a, schema))
+        }
+        Expr::Comprehension(c) => {
+            for part in [
+                &c.iter_range,
+                &c.accu_init,
+                &c.loop_cond,
+                &c.loop_step,
+                &c.result,
+            ] {
+                check_expr(part, schema)?;
+            }
+            Ok(())
+        }
+        Expr::List(l) => l.elements.iter().try_for_each(|x| check_expr(x, schema)),
+        Expr::Map(m) => m.entries.iter().try_for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => {
+                check_expr(&me.key, schema)?;
+                check_expr(&me.value, schema)
+            }
+            EntryExpr::StructField(sf) => check_expr(&sf.value, schema),
+        }),
+        _ => Ok(()),
+    }
+}
+
+enum FieldAt<'s> {
+    Known(&'s Value),
+    /// A map or an object that keeps unknown fields: any key may be selected.
+    Any,
+    Undefined,
+}
+
+fn field_schema<'s>(node: &'s Value, f: &str) -> FieldAt<'s> {
+    if let Some(p) = node.get("properties").and_then(|p| p.get(f)) {
+        return FieldAt::Known(p);
+    }
+    // apiVersion, kind and metadata exist on every object at the root.
+    if matches!(f, "apiVersion" | "kind" | "metadata")
+        && node
+            .get("properties")
+            .is_some_and(|p| p.get("spec").is_some() || p.get("status").is_some())
+    {
+        return FieldAt::Any;
+    }
+    let open = node
+        .get("additionalProperties")
+        .is_some_and(|a| !a.is_null())
+        || node.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        || node.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true))
+        || node
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t != "object");
+    if open {
+        FieldAt::Any
+    } else {
+        FieldAt::Undefined
+    }
+}
+
 /// A JSON value as CEL sees it: whole numbers are `int`, objects are maps.
 pub fn to_cel(v: &Value) -> cel::Value {
     match v {
@@ -311,6 +411,22 @@ mod tests {
             let causes = validate(&schema, &obj, None);
             assert_eq!(causes.is_empty(), want, "{rule}: {causes:?}");
         }
+    }
+
+    #[test]
+    fn rules_naming_undefined_fields_are_refused() {
+        let spec = &schema()["properties"]["spec"];
+        assert!(check_fields("self.replicas <= self.maxReplicas", spec).is_ok());
+        assert_eq!(
+            check_fields("self.replica > 1", spec),
+            Err("undefined field 'replica'".to_string())
+        );
+        assert_eq!(
+            check_fields("has(self.nope)", spec),
+            Err("undefined field 'nope'".to_string())
+        );
+        let open = json!({"type": "object", "additionalProperties": {"type": "string"}});
+        assert!(check_fields("self.anything == 'x'", &open).is_ok());
     }
 
     #[test]

@@ -544,7 +544,7 @@ fn schema_causes(schema: &Value, path: &str, data: &str, causes: &mut Vec<Cause>
             let expr = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
             if expr.trim().is_empty() {
                 causes.push(field::required(&field::child(&rpath, "rule"), ""));
-            } else if let Err(e) = super::cel::compile(expr) {
+            } else if let Err(e) = super::cel::check_fields(expr, schema) {
                 causes.push(field::invalid_str(
                     &field::child(&rpath, "rule"),
                     expr,
