@@ -421,7 +421,8 @@ fn validate_string(schema: &Value, s: &str, v: &Value, path: &str, causes: &mut 
     }
 }
 
-/// The string formats upstream's CRD validation checks (others are informational).
+/// The string formats upstream's CRD validation checks (others, such as int32, are
+/// informational); the checks are the common cases of go-openapi's strfmt ones.
 fn format_ok(format: &str, s: &str) -> bool {
     match format {
         "date-time" | "datetime" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
@@ -446,6 +447,31 @@ fn format_ok(format: &str, s: &str) -> bool {
                         && !l.starts_with('-')
                         && !l.ends_with('-')
                 })
+        }
+        "email" => s.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !s.contains(' ')
+        }),
+        "uuid3" | "uuid4" | "uuid5" => uuid::Uuid::parse_str(s).is_ok_and(|u| {
+            s.len() == 36 && u.get_version_num() == usize::from(format.as_bytes()[4] - b'0')
+        }),
+        "hexcolor" => {
+            let h = s.strip_prefix('#').unwrap_or("-");
+            (h.len() == 3 || h.len() == 6) && h.chars().all(|c| c.is_ascii_hexdigit())
+        }
+        "uri" => {
+            s.split_once(':').is_some_and(|(scheme, _)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic())
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            }) || s.starts_with('/')
         }
         "mac" => {
             let parts: Vec<&str> = s.split([':', '-']).collect();
@@ -710,6 +736,31 @@ mod tests {
         assert!(obj.get("top").is_none());
         assert_eq!(obj["spec"]["free"]["any"]["thing"], 1);
         assert_eq!(obj["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn formats_upstream_checks() {
+        for (format, good, bad) in [
+            ("date-time", "2026-01-02T03:04:05Z", "yesterday"),
+            ("date", "2026-01-02", "2026-13-02"),
+            ("uuid", "6f1c5e8a-3b1f-4c2a-9d7e-0a1b2c3d4e5f", "not-a-uuid"),
+            (
+                "uuid4",
+                "6f1c5e8a-3b1f-4c2a-9d7e-0a1b2c3d4e5f",
+                "6f1c5e8a-3b1f-1c2a-9d7e-0a1b2c3d4e5f",
+            ),
+            ("ipv4", "10.0.0.1", "10.0.0.256"),
+            ("ipv6", "fd00::1", "fd00::g"),
+            ("cidr", "10.0.0.0/8", "10.0.0.0"),
+            ("byte", "aGk=", "!!"),
+            ("email", "a@example.com", "a-at-example.com"),
+            ("hexcolor", "#a0b1c2", "a0b1c2"),
+            ("uri", "https://example.com/x", "example.com"),
+            ("int32", "anything", "anything"),
+        ] {
+            assert!(format_ok(format, good), "{format} {good}");
+            assert_eq!(format_ok(format, bad), format == "int32", "{format} {bad}");
+        }
     }
 
     #[test]
