@@ -10,6 +10,7 @@ pub mod negotiate;
 pub mod openapi;
 pub mod openapi_routes;
 pub mod patch;
+pub mod patch_validation;
 pub mod pki;
 pub mod request;
 pub mod resource;

@@ -19,6 +19,7 @@ use crate::auth::UserInfo;
 use crate::negotiate::{self, IncludeObject, Output};
 use crate::patch::apply::{self, FieldManager};
 use crate::patch::{self, PatchType};
+use crate::patch_validation;
 use crate::request::{Query, ResourceTarget};
 use crate::reviews;
 use crate::state::AppState;
@@ -807,6 +808,14 @@ async fn patch(
         .await;
     }
     let schema = catalog.schema(&res.definition);
+    // Unknown and duplicate fields are judged on the patch and its result here (upstream's
+    // 422 on `patch`), so the service only prunes.
+    let body_errors = patch_validation::body_errors(patch_type, body, opts.field_validation);
+    let mut field_warnings = Vec::new();
+    let service_opts = WriteOptions {
+        field_validation: FieldValidation::Ignore,
+        ..opts
+    };
     let written = state
         .service
         .update(
@@ -814,24 +823,34 @@ async fn patch(
             target.namespace.as_deref(),
             name,
             part,
-            &opts,
+            &service_opts,
             |current| {
                 let mut patched = patch::apply_patch(schema, catalog, current, patch_type, body)?;
                 // A patch may not move the object or change its type or identity.
                 check_type(res, &mut patched)?;
                 check_uid_unchanged(res, name, current, &patched)?;
+                field_warnings = patch_validation::check_patched(
+                    res,
+                    catalog,
+                    patch_type,
+                    body,
+                    &patched,
+                    opts.field_validation,
+                    &body_errors,
+                )?;
                 record_update(res, &fields, Some(current), &mut patched);
                 Ok(patched)
             },
         )
         .await?;
+    field_warnings.extend(written.warnings);
     render_object(
         res,
         StatusCode::OK,
         &written.object,
         output,
         query,
-        &written.warnings,
+        &field_warnings,
     )
 }
 
