@@ -25,10 +25,15 @@ pub struct Node {
 impl Node {
     /// Starts a node on a free loopback port and waits until it answers `/readyz`.
     pub fn start() -> Result<Node, HarnessError> {
+        Self::start_with(&[])
+    }
+
+    /// `start` with extra `beemesh up` flags (e.g. `--event-ttl 3s`).
+    pub fn start_with(extra: &[&str]) -> Result<Node, HarnessError> {
         let bin = beemesh_binary()?;
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&bin) {
+            match Self::start_once(&bin, extra) {
                 Ok(node) => return Ok(node),
                 Err(e) => last = Some(e),
             }
@@ -40,7 +45,7 @@ impl Node {
         }))
     }
 
-    fn start_once(bin: &Path) -> Result<Node, HarnessError> {
+    fn start_once(bin: &Path, extra: &[&str]) -> Result<Node, HarnessError> {
         let dir = tempfile::Builder::new().prefix("beemesh-node-").tempdir()?;
         let data_dir = dir.path().join("data");
         let port = free_port()?;
@@ -53,6 +58,7 @@ impl Node {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--node-name")
             .arg("conformance")
+            .args(extra)
             .env(
                 "BEEMESH_LOG",
                 std::env::var("BEEMESH_LOG").unwrap_or_else(|_| "info".into()),
