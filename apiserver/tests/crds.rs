@@ -77,7 +77,15 @@ async fn established(node: &Node, name: &str) -> Value {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let served = node.get(&format!("/apis/{group}/v1")).send().await.json()["resources"]
+        let version = crd["spec"]["versions"][0]["name"]
+            .as_str()
+            .unwrap_or("v1")
+            .to_string();
+        let served = node
+            .get(&format!("/apis/{group}/{version}"))
+            .send()
+            .await
+            .json()["resources"]
             .as_array()
             .into_iter()
             .flatten()
@@ -556,4 +564,104 @@ async fn a_conflicting_crd_is_not_accepted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("gizmos never got a NamesAccepted condition");
+}
+
+#[tokio::test]
+async fn cluster_scoped_kinds_embedded_resources_and_version_changes() {
+    let node = node().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "templates.example.com"},
+        "spec": {"group": "example.com", "scope": "Cluster",
+            "names": {"plural": "templates", "kind": "Template"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "port": {"x-kubernetes-int-or-string": true},
+                        "object": {"type": "object", "x-kubernetes-embedded-resource": true,
+                            "x-kubernetes-preserve-unknown-fields": true}}}}}}}]}});
+    let created = node.create(CRDS, crd).await;
+    assert_eq!(
+        created["spec"]["names"]["singular"], "template",
+        "defaulted"
+    );
+    assert_eq!(created["spec"]["names"]["listKind"], "TemplateList");
+    let mut crd = established(&node, "templates.example.com").await;
+    // Established here means served at v1alpha1.
+    let path = "/apis/example.com/v1alpha1/templates";
+    let ok = json!({"apiVersion": "example.com/v1alpha1", "kind": "Template",
+        "metadata": {"name": "t"},
+        "spec": {"port": "http", "object": {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "bogus": 1}, "data": {"a": "b"}}}});
+    let r = node.post(path).json(&ok).send().await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let t = r.json();
+    assert!(t["metadata"].get("namespace").is_none());
+    assert_eq!(t["spec"]["object"]["data"]["a"], "b", "kept");
+    assert!(
+        t["spec"]["object"]["metadata"].get("bogus").is_none(),
+        "pruned"
+    );
+    let mut bad = ok.clone();
+    bad["metadata"]["name"] = json!("u");
+    bad["spec"]["port"] = json!(true);
+    bad["spec"]["object"] = json!({"data": {}});
+    let s = node.post(path).json(&bad).send().await.status_error(
+        422,
+        "Invalid",
+        "Template.example.com \"u\" is invalid",
+    );
+    let fields: Vec<&str> = s["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    for f in ["spec.port", "spec.object.apiVersion", "spec.object.kind"] {
+        assert!(fields.contains(&f), "{f}: {fields:?}");
+    }
+
+    // A new served version appears; an unserved one disappears.
+    let v1 = json!({"name": "v1", "served": true, "storage": false,
+        "schema": crd["spec"]["versions"][0]["schema"].clone()});
+    crd["spec"]["versions"].as_array_mut().unwrap().push(v1);
+    let r = node
+        .put(&format!("{CRDS}/templates.example.com"))
+        .json(&crd)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let mut served = false;
+    for _ in 0..100 {
+        if node
+            .get("/apis/example.com/v1/templates/t")
+            .send()
+            .await
+            .status
+            == StatusCode::OK
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "v1 is served after the update");
+    let mut crd = node
+        .get(&format!("{CRDS}/templates.example.com"))
+        .send()
+        .await
+        .json();
+    crd["spec"]["versions"][0]["served"] = json!(false);
+    let r = node
+        .put(&format!("{CRDS}/templates.example.com"))
+        .json(&crd)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for _ in 0..100 {
+        if node.get(path).send().await.status == StatusCode::NOT_FOUND {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("v1alpha1 is still served");
 }
