@@ -1427,12 +1427,34 @@ async fn scale(
         check_type(&scale_res, &mut new_scale)?;
         let field_validation =
             FieldValidation::from_query(query.get("fieldValidation").unwrap_or(""), options_kind)?;
-        scale_warnings = beemesh_translator::validation::validate_and_prune(
-            &scale_res,
-            catalog,
-            &mut new_scale,
-            field_validation,
-        )?;
+        scale_warnings = if *method == Method::PATCH {
+            // A patch is judged as upstream's patch handler does (422 on `patch`).
+            let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
+            let body_errors = patch_validation::body_errors(patch_type, body, field_validation);
+            let warnings = patch_validation::check_patched(
+                &scale_res,
+                catalog,
+                patch_type,
+                body,
+                &new_scale,
+                field_validation,
+                &body_errors,
+            )?;
+            beemesh_translator::validation::validate_and_prune(
+                &scale_res,
+                catalog,
+                &mut new_scale,
+                FieldValidation::Ignore,
+            )?;
+            warnings
+        } else {
+            beemesh_translator::validation::validate_and_prune(
+                &scale_res,
+                catalog,
+                &mut new_scale,
+                field_validation,
+            )?
+        };
         if let Some(body_name) = new_scale.pointer("/metadata/name").and_then(Value::as_str)
             && body_name != name
         {

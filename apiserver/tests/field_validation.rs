@@ -246,4 +246,28 @@ async fn patches_report_the_patched_objects_unknown_fields() {
     }
     let obj = node.get(&format!("{DEPLOY}/web")).send().await.json();
     assert_eq!(obj["spec"]["replicas"], 2);
+
+    // The scale subresource's patches too (a PUT stays the decoder's 400).
+    let scale = format!("{DEPLOY}/web/scale");
+    let s = node
+        .patch(&format!("{scale}?fieldValidation=Strict"))
+        .merge(&json!({"spec": {"replicas": 4, "replica": 4}}))
+        .send()
+        .await
+        .status_error(422, "Invalid", " \"\" is invalid: patch: Invalid value: ");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(": strict decoding error: unknown field \"spec.replica\""),
+        "{s}"
+    );
+    let r = node
+        .patch(&format!("{scale}?fieldValidation=Warn"))
+        .merge(&json!({"spec": {"replicas": 4, "replica": 4}}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.warnings(), [warning(r#"unknown field "spec.replica""#)]);
+    assert_eq!(r.json()["spec"]["replicas"], 4);
 }
