@@ -45,9 +45,15 @@ fn crd_resource(service: &ObjectService) -> Result<Arc<ResourceInfo>, ApiError> 
         .ok_or_else(|| ApiError::internal("customresourcedefinitions are not served"))
 }
 
-/// Waits until a CRD changes on this node's replica, or `wait` passes.
-async fn wait_for_crd_change(service: &ObjectService, crds: &ResourceInfo, wait: Duration) {
-    let from = service.store.revision();
+/// Waits until a CRD changes on this node's replica after revision `from` (taken before
+/// the pass that read them, so no change slips between the pass and the wait), or `wait`
+/// passes.
+async fn wait_for_crd_change(
+    service: &ObjectService,
+    crds: &ResourceInfo,
+    from: u64,
+    wait: Duration,
+) {
     match service.store.watch(crds, None, Some(from)) {
         Ok(mut source) => {
             let prefix = source.prefix.clone();
@@ -132,13 +138,14 @@ impl CrdRegistrar {
     /// Runs forever: a pass on every CRD change (and every `RESYNC`).
     pub async fn run(self) {
         loop {
+            let from = self.service.store.revision();
             if let Err(e) = self.sync() {
                 tracing::warn!(error = %e, "registering custom resources failed");
             }
             let Ok(crds) = crd_resource(&self.service) else {
                 return;
             };
-            wait_for_crd_change(&self.service, &crds, RESYNC).await;
+            wait_for_crd_change(&self.service, &crds, from, RESYNC).await;
         }
     }
 }
@@ -181,6 +188,7 @@ impl CrdController {
     /// CRD is terminating.
     pub async fn run(self) {
         loop {
+            let from = self.service.store.revision();
             let busy = match self.reconcile_all().await {
                 Ok(b) => b,
                 Err(e) => {
@@ -192,7 +200,8 @@ impl CrdController {
                 return;
             };
             let wait = if busy { TERMINATING_POLL } else { RESYNC };
-            wait_for_crd_change(&self.service, &crds, wait).await;
+            // Its own status writes wake it once more; that pass finds nothing to do.
+            wait_for_crd_change(&self.service, &crds, from, wait).await;
         }
     }
 
