@@ -365,3 +365,51 @@ async fn bad_owner_references_are_422() {
         "{s}"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_scoped_dependent_of_a_namespaced_owner_is_left_alone_with_an_event() {
+    let node = node_with_gc().await;
+    let owner = node.create(CM, configmap("ns-owner", json!({}))).await;
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "invalid-dependent", "ownerReferences": [{"apiVersion": "v1",
+            "kind": "ConfigMap", "name": "ns-owner", "uid": owner["metadata"]["uid"]}]},
+        "rules": []});
+    let roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+    node.create(roles, role).await;
+    let start = Instant::now();
+    let event = loop {
+        let events = get(&node, "/api/v1/namespaces/default/events").await;
+        let found = events["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["reason"] == "OwnerRefInvalidNamespace")
+            .cloned();
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(start.elapsed() < WAIT, "no OwnerRefInvalidNamespace event");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["involvedObject"]["name"], "invalid-dependent");
+    assert_eq!(event["type"], "Warning");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    get(&node, &format!("{roles}/invalid-dependent")).await;
+}
+
+#[tokio::test]
+async fn an_event_cannot_be_an_owner() {
+    let node = Node::start().await;
+    let mut obj = configmap("owned-by-event", json!({}));
+    obj["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "1"}]);
+    let s = node.post(CM).json(&obj).send().await.status_error(
+        422,
+        "Invalid",
+        "/v1, Kind=Event is disallowed from being an owner",
+    );
+    assert_eq!(
+        s["details"]["causes"][0]["field"],
+        "metadata.ownerReferences"
+    );
+}

@@ -1037,9 +1037,13 @@ impl GarbageCollector {
             return;
         };
         let now = now_rfc3339();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let event = json!({
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": format!("{}.", meta.name), "namespace": "default"},
+            // Named as client-go's recorder names events: `<object>.<hex nanoseconds>`.
+            "metadata": {"name": format!("{}.{:x}", meta.name, nanos), "namespace": "default"},
             "involvedObject": {"apiVersion": res.api_version(), "kind": res.kind,
                                "name": meta.name, "uid": meta.uid},
             "reason": "OwnerRefInvalidNamespace",

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
 use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
@@ -190,11 +191,13 @@ impl NamespaceController {
                     continue;
                 };
                 remaining += 1;
-                match self
-                    .service
-                    .delete(&res, Some(ns), &name, &Preconditions::default(), false)
-                    .await
-                {
+                // Background, as upstream's namespaced resources deleter: a kind whose
+                // default is to orphan (batch/v1 Jobs) must not wait for the collector.
+                let opts = DeleteOptions {
+                    propagation: Some(Propagation::Background),
+                    ..DeleteOptions::default()
+                };
+                match self.service.delete_with(&res, Some(ns), &name, &opts).await {
                     Ok((_, true)) => remaining -= 1,
                     Ok((_, false)) => {}
                     Err(e) if e.code() == 404 => remaining -= 1,

@@ -459,6 +459,14 @@ fn validate_owner_references(refs: Option<&Value>, causes: &mut Vec<Cause>) {
                 "uid must not be empty",
             ));
         }
+        // Upstream's BannedOwners: a core v1 Event may not own anything.
+        if api_version == "v1" && get("kind") == "Event" {
+            causes.push(field::invalid(
+                path,
+                r,
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
         if r.get("controller") == Some(&Value::Bool(true)) {
             let current = format!("{}/{}", get("kind"), get("name"));
             match &first_controller {
