@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use beemesh_conformance::locate::{corpora_dir, workspace_root};
+use beemesh_conformance::report::{Verdict, record};
 use beemesh_conformance::{Ctx, Kubectl, kubectl_cases, skip};
 use serde_json::Value;
 
@@ -29,12 +30,12 @@ fn corpora_manifests(ctx: &Ctx) {
     let Some(dir) = corpora_dir() else {
         skip("no shared/corpora/manifests directory on this machine (set BEEMESH_CORPORA)");
     };
-    run_corpus(ctx, &dir);
+    run_corpus(ctx, "corpora_manifests", &dir);
 }
 
 fn corpora_in_repo(ctx: &Ctx) {
     let dir = workspace_root().join("conformance").join("corpora");
-    let files = run_corpus(ctx, &dir);
+    let files = run_corpus(ctx, "corpora_in_repo", &dir);
     assert!(files >= 6, "the in-repo corpus has only {files} manifests");
 }
 
@@ -44,7 +45,8 @@ const ANNOTATIONS_LIMIT: usize = 262_144;
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Applies every manifest under `dir`; returns how many were installed (not left out).
-fn run_corpus(ctx: &Ctx, dir: &Path) -> usize {
+/// Each left-out manifest gets its own SKIP line (`<case>:<file>`) with the reason.
+fn run_corpus(ctx: &Ctx, case: &str, dir: &Path) -> usize {
     let k = &ctx.kubectl;
     let served: BTreeSet<String> = k
         .run(&["api-versions"])
@@ -74,6 +76,12 @@ fn run_corpus(ctx: &Ctx, dir: &Path) -> usize {
         }
         let install = Install::split(&label, docs);
         if let Some(why) = install.unservable(&served) {
+            record(
+                Verdict::Skip,
+                &format!("{case}:{label}"),
+                &format!("kubectl-{}", k.version()),
+                &format!("left out: {why}"),
+            );
             left_out.push(format!("{label} ({why})"));
             continue;
         }
