@@ -22,10 +22,34 @@ pub fn body_errors(patch_type: PatchType, body: &[u8], mode: FieldValidation) ->
     } else {
         ""
     };
-    validation::duplicate_fields(body)
+    let mut errors: Vec<String> = validation::duplicate_fields(body)
         .into_iter()
         .map(|p| format!("{prefix}duplicate field {p:?}"))
-        .collect()
+        .collect();
+    if patch_type == PatchType::Json {
+        // Operations are decoded into {op, path, from, value}: anything else is unknown.
+        if let Ok(Value::Array(ops)) = serde_json::from_slice::<Value>(body) {
+            let mut unknown = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                for key in op.as_object().into_iter().flat_map(|m| m.keys()) {
+                    if !matches!(key.as_str(), "op" | "path" | "from" | "value") {
+                        unknown.push(format!("json patch unknown field \"[{i}].{key}\""));
+                    }
+                }
+            }
+            // The decoder meets them in operation order, before any duplicate of a later
+            // operation.
+            let index = |e: &String| {
+                e.split_once("\"[")
+                    .and_then(|(_, rest)| rest.split_once(']'))
+                    .and_then(|(n, _)| n.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX)
+            };
+            errors.extend(unknown);
+            errors.sort_by_key(index);
+        }
+    }
+    errors
 }
 
 /// Checks the patched object (before it is pruned) under `mode`: the warnings to send

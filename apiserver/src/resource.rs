@@ -244,7 +244,7 @@ fn decode_write_body(
         &mut obj,
         opts.field_validation,
     )?);
-    Ok((obj, warnings))
+    Ok((obj, in_body_order(content_type, body, warnings)))
 }
 
 /// Checks the body's apiVersion/kind against the resource (missing ones are filled in,
@@ -724,6 +724,7 @@ async fn create(
         .create(res, target.namespace.as_deref(), obj, &opts)
         .await?;
     warnings.extend(written.warnings);
+    let warnings = in_body_order(content_type, body, warnings);
     render_object(
         res,
         StatusCode::CREATED,
@@ -769,6 +770,7 @@ async fn update(
         )
         .await?;
     warnings.extend(written.warnings);
+    let warnings = in_body_order(content_type, body, warnings);
     render_object(
         res,
         StatusCode::OK,
@@ -998,6 +1000,16 @@ async fn server_side_apply(
     ))
 }
 
+/// Unknown and duplicate field warnings of a JSON body in the order upstream's decoder
+/// meets them (a duplicate inside an unknown field is not one).
+fn in_body_order(content_type: Option<&str>, body: &[u8], warnings: Vec<String>) -> Vec<String> {
+    if negotiate::is_json_body(content_type) {
+        beemesh_translator::validation::document_order(body, warnings)
+    } else {
+        warnings
+    }
+}
+
 /// Keys given twice in a JSON body: with the unknown fields in one 400 under Strict (as
 /// upstream's strict decoder reports them), as `duplicate field "..."` warnings under
 /// Warn, nothing under Ignore. Other encodings cannot repeat a key.
@@ -1011,10 +1023,8 @@ fn duplicate_field_warnings(
     if !negotiate::is_json_body(content_type) || opts.field_validation == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let duplicates = beemesh_translator::validation::duplicate_fields(body);
-    if duplicates.is_empty() {
-        return Ok(Vec::new());
-    }
+    // Under Strict the body is judged whole here, so the 400 lists unknown and duplicate
+    // fields in the order upstream's decoder meets them.
     if opts.field_validation == FieldValidation::Strict {
         beemesh_translator::validation::validate_body_and_prune(
             res,
@@ -1022,6 +1032,10 @@ fn duplicate_field_warnings(
             body,
             FieldValidation::Strict,
         )?;
+    }
+    let duplicates = beemesh_translator::validation::duplicate_fields(body);
+    if duplicates.is_empty() {
+        return Ok(Vec::new());
     }
     Ok(duplicates
         .iter()

@@ -29,7 +29,7 @@ async fn create_and_update_list_every_unknown_and_duplicate_field() {
         .status_error(400, "BadRequest", "");
     assert_eq!(
         s["message"],
-        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: duplicate field \"metadata.name\", duplicate field \"data.a\", unknown field \"bogus\", unknown field \"other\""
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: strict decoding error: duplicate field \"metadata.name\", unknown field \"bogus\", duplicate field \"data.a\", unknown field \"other\""
     );
     assert_eq!(node.revision(), before);
     let r = node
@@ -42,8 +42,8 @@ async fn create_and_update_list_every_unknown_and_duplicate_field() {
         r.warnings(),
         [
             warning(r#"duplicate field "metadata.name""#),
-            warning(r#"duplicate field "data.a""#),
             warning(r#"unknown field "bogus""#),
+            warning(r#"duplicate field "data.a""#),
             warning(r#"unknown field "other""#),
         ]
     );
@@ -270,4 +270,167 @@ async fn patches_report_the_patched_objects_unknown_fields() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.warnings(), [warning(r#"unknown field "spec.replica""#)]);
     assert_eq!(r.json()["spec"]["replicas"], 4);
+}
+
+/// Upstream's integration test body (test/integration/apiserver/field_validation_test.go):
+/// errors and warnings in the order the decoder meets them; a key both unknown and
+/// duplicated is reported once, as unknown.
+const UPSTREAM_INVALID: &str = r#"{
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "NAME", "name": "NAME", "unknownMeta": "metaVal", "labels": {"app": "nginx"}},
+    "spec": {
+        "unknown1": "val1",
+        "unknownDupe": "valDupe",
+        "unknownDupe": "valDupe2",
+        "paused": true,
+        "paused": false,
+        "selector": {"matchLabels": {"app": "nginx"}},
+        "template": {
+            "metadata": {"labels": {"app": "nginx"}},
+            "spec": {"containers": [{
+                "name": "nginx",
+                "image": "nginx:latest",
+                "unknownNested": "val1",
+                "imagePullPolicy": "Always",
+                "imagePullPolicy": "Never"
+            }]}
+        }
+    }
+}"#;
+
+const UPSTREAM_ERRORS: [&str; 7] = [
+    r#"duplicate field "metadata.name""#,
+    r#"unknown field "metadata.unknownMeta""#,
+    r#"unknown field "spec.unknown1""#,
+    r#"unknown field "spec.unknownDupe""#,
+    r#"duplicate field "spec.paused""#,
+    r#"unknown field "spec.template.spec.containers[0].unknownNested""#,
+    r#"duplicate field "spec.template.spec.containers[0].imagePullPolicy""#,
+];
+
+#[tokio::test]
+async fn upstream_post_and_put_cases() {
+    let node = Node::start().await;
+    let strict = format!("strict decoding error: {}", UPSTREAM_ERRORS.join(", "));
+    let body = UPSTREAM_INVALID.replace("NAME", "post");
+    let s = node
+        .post(&format!("{DEPLOY}?fieldValidation=Strict"))
+        .body("application/json", body.clone())
+        .send()
+        .await
+        .status_error(400, "BadRequest", "");
+    assert!(s["message"].as_str().unwrap().ends_with(&strict), "{s}");
+    for q in ["?fieldValidation=Warn", ""] {
+        let r = node
+            .post(&format!("{DEPLOY}{q}"))
+            .body(
+                "application/json",
+                UPSTREAM_INVALID.replace("NAME", &format!("post{}", q.len())),
+            )
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let want: Vec<String> = UPSTREAM_ERRORS.iter().map(|e| warning(e)).collect();
+        assert_eq!(r.warnings(), want, "{q:?}");
+    }
+    let r = node
+        .post(&format!("{DEPLOY}?fieldValidation=Ignore"))
+        .body(
+            "application/json",
+            UPSTREAM_INVALID.replace("NAME", "ignored"),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.warnings().is_empty());
+
+    // PUT over an existing Deployment: the same.
+    let put = UPSTREAM_INVALID.replace("NAME", "ignored");
+    let s = node
+        .put(&format!("{DEPLOY}/ignored?fieldValidation=Strict"))
+        .body("application/json", put.clone())
+        .send()
+        .await
+        .status_error(400, "BadRequest", "");
+    assert!(s["message"].as_str().unwrap().ends_with(&strict), "{s}");
+    let r = node
+        .put(&format!("{DEPLOY}/ignored?fieldValidation=Warn"))
+        .body("application/json", put)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let want: Vec<String> = UPSTREAM_ERRORS.iter().map(|e| warning(e)).collect();
+    assert_eq!(r.warnings(), want);
+}
+
+#[tokio::test]
+async fn upstream_patch_cases() {
+    let node = Node::start().await;
+    node.create(DEPLOY, deployment("web", 1)).await;
+    let merge = r#"{"spec": {"unknown1": "val1", "unknownDupe": "valDupe", "unknownDupe": "valDupe2",
+        "paused": true, "paused": false,
+        "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:latest",
+            "unknownNested": "val1", "imagePullPolicy": "Always", "imagePullPolicy": "Never"}]}}}}"#;
+    let merge_errors = [
+        r#"duplicate field "spec.unknownDupe""#,
+        r#"duplicate field "spec.paused""#,
+        r#"duplicate field "spec.template.spec.containers[0].imagePullPolicy""#,
+        r#"unknown field "spec.template.spec.containers[0].unknownNested""#,
+        r#"unknown field "spec.unknown1""#,
+        r#"unknown field "spec.unknownDupe""#,
+    ];
+    let json_patch = r#"[
+        {"op": "add", "path": "/spec/unknown1", "value": "val1", "foo": "bar"},
+        {"op": "add", "path": "/spec/unknown2", "path": "/spec/unknown3", "value": "val1"},
+        {"op": "add", "path": "/spec/unknownDupe", "value": "valDupe"},
+        {"op": "add", "path": "/spec/unknownDupe", "value": "valDupe2"},
+        {"op": "add", "path": "/spec/paused", "value": true},
+        {"op": "add", "path": "/spec/paused", "value": false},
+        {"op": "add", "path": "/spec/template/spec/containers/0/unknownNested", "value": "val1"},
+        {"op": "add", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Always"},
+        {"op": "add", "path": "/spec/template/spec/containers/0/imagePullPolicy", "value": "Never"}
+    ]"#;
+    let json_errors = [
+        r#"json patch unknown field "[0].foo""#,
+        r#"json patch duplicate field "[1].path""#,
+        r#"unknown field "spec.template.spec.containers[0].unknownNested""#,
+        r#"unknown field "spec.unknown1""#,
+        r#"unknown field "spec.unknown3""#,
+        r#"unknown field "spec.unknownDupe""#,
+    ];
+    for (content_type, body, errors) in [
+        ("application/merge-patch+json", merge, &merge_errors[..]),
+        (
+            "application/strategic-merge-patch+json",
+            merge,
+            &merge_errors[..],
+        ),
+        ("application/json-patch+json", json_patch, &json_errors[..]),
+    ] {
+        let s = patched(&node, "Strict", content_type, body)
+            .await
+            .status_error(422, "Invalid", "");
+        let strict = format!("strict decoding error: {}", errors.join(", "));
+        assert!(
+            s["message"].as_str().unwrap().ends_with(&strict),
+            "{content_type}: {s}"
+        );
+        for mode in ["Warn", ""] {
+            let r = if mode.is_empty() {
+                node.patch(&format!("{DEPLOY}/web"))
+                    .body(content_type, body.to_string())
+                    .send()
+                    .await
+            } else {
+                patched(&node, mode, content_type, body).await
+            };
+            assert_eq!(r.status, StatusCode::OK, "{content_type}: {}", r.text());
+            let want: Vec<String> = errors.iter().map(|e| warning(e)).collect();
+            assert_eq!(r.warnings(), want, "{content_type} {mode:?}");
+        }
+        let r = patched(&node, "Ignore", content_type, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{content_type}: {}", r.text());
+        assert!(r.warnings().is_empty(), "{content_type}");
+    }
 }

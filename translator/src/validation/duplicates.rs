@@ -6,19 +6,71 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 /// Paths (`metadata.name`, `spec.containers[0].image`) of keys that occur more than once
 /// in their object. Invalid JSON yields whatever was found before the error.
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    scan(body).0
+}
+
+/// The duplicates, and the path of every key in the order the body gives them.
+fn scan(body: &[u8]) -> (Vec<String>, Vec<String>) {
     let mut found = Vec::new();
+    let mut keys = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     let _ = Scan {
         path: String::new(),
         found: &mut found,
+        keys: &mut keys,
     }
     .deserialize(&mut de);
-    found
+    (found, keys)
+}
+
+/// Orders strict decoding errors (`unknown field "p"`, `duplicate field "p"`) as upstream's
+/// decoder meets them reading `body`: an unknown field where its key first appears, a
+/// duplicate where its key repeats. A duplicate inside (or of) an unknown field is not
+/// reported, since the decoder skips unknown values. Other messages follow, in order.
+pub fn document_order(body: &[u8], errors: Vec<String>) -> Vec<String> {
+    let (_, keys) = scan(body);
+    let quoted = |e: &str, prefix: &str| {
+        e.strip_prefix(prefix)
+            .and_then(|rest| serde_json::from_str::<String>(rest).ok())
+    };
+    let unknown: Vec<String> = errors
+        .iter()
+        .filter_map(|e| quoted(e, "unknown field "))
+        .collect();
+    let within_unknown = |path: &str| {
+        unknown.iter().any(|u| {
+            path == u
+                || path
+                    .strip_prefix(u.as_str())
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    };
+    let mut positioned: Vec<(usize, String)> = Vec::new();
+    for e in errors {
+        let position = if let Some(path) = quoted(&e, "unknown field ") {
+            keys.iter().position(|k| *k == path)
+        } else if let Some(path) = quoted(&e, "duplicate field ") {
+            if within_unknown(&path) {
+                continue;
+            }
+            keys.iter()
+                .enumerate()
+                .filter(|(_, k)| **k == path)
+                .nth(1)
+                .map(|(i, _)| i)
+        } else {
+            None
+        };
+        positioned.push((position.unwrap_or(usize::MAX), e));
+    }
+    positioned.sort_by_key(|(p, _)| *p);
+    positioned.into_iter().map(|(_, e)| e).collect()
 }
 
 struct Scan<'a> {
     path: String,
     found: &'a mut Vec<String>,
+    keys: &'a mut Vec<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for Scan<'_> {
@@ -64,9 +116,11 @@ impl<'de> Visitor<'de> for Scan<'_> {
             if !seen.insert(key) {
                 self.found.push(child.clone());
             }
+            self.keys.push(child.clone());
             map.next_value_seed(Scan {
                 path: child,
                 found: &mut *self.found,
+                keys: &mut *self.keys,
             })?;
         }
         Ok(())
@@ -78,6 +132,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
             .next_element_seed(Scan {
                 path: format!("{}[{}]", self.path, i),
                 found: &mut *self.found,
+                keys: &mut *self.keys,
             })?
             .is_some()
         {
@@ -100,5 +155,37 @@ mod tests {
         );
         assert!(duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
         assert!(duplicate_fields(b"not json").is_empty());
+    }
+
+    #[test]
+    fn strict_errors_in_decoder_order() {
+        // upstream's field_validation_test body, shortened.
+        let body = br#"{"metadata":{"name":"a","name":"b","unknownMeta":1},
+            "spec":{"unknown1":1,"unknownDupe":1,"unknownDupe":2,"paused":true,"paused":false,
+            "template":{"spec":{"containers":[{"unknownNested":1,"imagePullPolicy":"A","imagePullPolicy":"B"}]}}}}"#;
+        let errors = [
+            "duplicate field \"metadata.name\"",
+            "duplicate field \"spec.unknownDupe\"",
+            "duplicate field \"spec.paused\"",
+            "duplicate field \"spec.template.spec.containers[0].imagePullPolicy\"",
+            "unknown field \"metadata.unknownMeta\"",
+            "unknown field \"spec.unknown1\"",
+            "unknown field \"spec.unknownDupe\"",
+            "unknown field \"spec.template.spec.containers[0].unknownNested\"",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            document_order(body, errors),
+            [
+                "duplicate field \"metadata.name\"",
+                "unknown field \"metadata.unknownMeta\"",
+                "unknown field \"spec.unknown1\"",
+                "unknown field \"spec.unknownDupe\"",
+                "duplicate field \"spec.paused\"",
+                "unknown field \"spec.template.spec.containers[0].unknownNested\"",
+                "duplicate field \"spec.template.spec.containers[0].imagePullPolicy\"",
+            ]
+        );
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, Cause};
 use crate::registry::ResourceInfo;
 
-pub use duplicates::duplicate_fields;
+pub use duplicates::{document_order, duplicate_fields};
 pub use names::NameRule;
 pub use schema_lookup::{NoSchemas, SchemaLookup, SchemaMap};
 
@@ -121,8 +121,22 @@ pub fn validate_body_and_prune<S: SchemaLookup + ?Sized>(
             .map(|p| format!("duplicate field {p:?}"))
             .collect(),
     };
-    let warnings = decode_checks(res, schemas, &mut obj, mode, duplicates)?;
-    Ok((obj, warnings))
+    // Collected in full, then ordered as upstream's decoder meets them in the body.
+    let collect = match mode {
+        FieldValidation::Ignore => FieldValidation::Ignore,
+        _ => FieldValidation::Warn,
+    };
+    let errors = decode_checks(res, schemas, &mut obj, collect, duplicates)?;
+    let errors = duplicates::document_order(body, errors);
+    match mode {
+        FieldValidation::Strict if !errors.is_empty() => Err(cannot_handle(
+            res,
+            &obj,
+            &format!("strict decoding error: {}", errors.join(", ")),
+        )),
+        FieldValidation::Warn => Ok((obj, errors)),
+        _ => Ok((obj, Vec::new())),
+    }
 }
 
 fn decode_checks<S: SchemaLookup + ?Sized>(
