@@ -413,3 +413,31 @@ async fn an_event_cannot_be_an_owner() {
         "metadata.ownerReferences"
     );
 }
+
+#[tokio::test]
+async fn a_collector_started_later_finishes_what_was_left() {
+    // No collector yet: deletions only mark objects (as if every node had restarted).
+    let node = Node::start().await;
+    let bg = node.create(CM, configmap("bg-owner", json!({}))).await;
+    node.create(CM, owned_by("bg-dep", &[(&bg, false)])).await;
+    let fg = node.create(CM, configmap("fg-owner", json!({}))).await;
+    node.create(CM, owned_by("fg-dep", &[(&fg, true)])).await;
+    delete(&node, &format!("{CM}/bg-owner"), json!({})).await;
+    delete(
+        &node,
+        &format!("{CM}/fg-owner"),
+        json!({"propagationPolicy": "Foreground"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    get(&node, &format!("{CM}/bg-dep")).await;
+    get(&node, &format!("{CM}/fg-owner")).await;
+    // The collector rebuilds its graph from the store and carries on.
+    tokio::spawn(GarbageCollector::new(node.state.service.clone()).run());
+    for name in ["bg-dep", "fg-dep", "fg-owner"] {
+        assert!(
+            gone_within(&node, &format!("{CM}/{name}"), WAIT).await,
+            "{name}"
+        );
+    }
+}

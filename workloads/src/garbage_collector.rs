@@ -50,6 +50,8 @@ const REGISTRY_POLL: Duration = Duration::from_secs(2);
 const RESYNC: Duration = Duration::from_secs(60);
 /// Retry delay after a failed write or an owner kind that is not served yet.
 const RETRY: Duration = Duration::from_secs(2);
+/// How long a first sighting of an absent owner is remembered.
+const ABSENT_FORGET: Duration = Duration::from_secs(600);
 /// Retry delay after a write conflict (the object changed; look at its new state).
 const CONFLICT_RETRY: Duration = Duration::from_millis(100);
 /// Deleted uids remembered (their dependents are collected without waiting).
@@ -509,7 +511,6 @@ impl Shared {
                 let (deps, owners) = self.graph.remove(key);
                 self.held.remove(key);
                 self.unresolved_meta.remove(key);
-                self.absent_since.retain(|(k, _), _| k.as_slice() != key);
                 for k in deps.into_iter().chain(owners) {
                     self.queue.push(k);
                 }
@@ -624,6 +625,8 @@ impl GarbageCollector {
                 }
                 _ = resync.tick() => {
                     let mut shared = self.lock();
+                    // Absences long settled one way or the other.
+                    shared.absent_since.retain(|_, since| since.elapsed() < ABSENT_FORGET);
                     let keys: Vec<Key> = shared.graph.keys().into_iter()
                         .chain(shared.held.iter().cloned()).collect();
                     for k in keys {
@@ -831,7 +834,11 @@ impl GarbageCollector {
                 }
                 Resolved::At(_) => {}
             }
-            match self.live_owner(ns, r) {
+            let owner = self.live_owner(ns, r);
+            if owner.is_some() {
+                self.forget_absence(key, &r.uid);
+            }
+            match owner {
                 Some(owner) if owner.deleting_dependents() => waiting.push(r.uid.clone()),
                 Some(_) => solid.push(r.uid.clone()),
                 None => {
@@ -933,6 +940,16 @@ impl GarbageCollector {
             .entry((key.to_vec(), owner_uid.to_string()))
             .or_insert_with(Instant::now);
         since.elapsed() >= ABSENT_CONFIRM
+    }
+
+    /// The owner showed up (it had not replicated here yet).
+    fn forget_absence(&self, key: &[u8], owner_uid: &str) {
+        let mut shared = self.lock();
+        if !shared.absent_since.is_empty() {
+            shared
+                .absent_since
+                .remove(&(key.to_vec(), owner_uid.to_string()));
+        }
     }
 
     /// Removes the references to `uids` from the dependent (uid precondition).
