@@ -134,6 +134,10 @@ fn stripped() -> Set {
     s
 }
 
+/// Update entries kept before the oldest are folded together.
+const MAX_UPDATERS: usize = 10;
+const ANCIENT_CHANGES: &str = "ancient-changes";
+
 /// A field another manager owns and this write would change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conflict {
@@ -253,6 +257,68 @@ impl Managed {
             e.set = e.set.difference(&strip);
         }
         self.entries.retain(|e| !e.set.is_empty());
+        self.cap_updaters();
+    }
+
+    /// At most `MAX_UPDATERS` Update entries: the oldest are folded into one
+    /// `ancient-changes` entry per apiVersion (upstream's capManagers).
+    fn cap_updaters(&mut self) {
+        let count = |m: &Managed| {
+            m.entries
+                .iter()
+                .filter(|e| e.operation == Operation::Update)
+                .count()
+        };
+        if count(self) <= MAX_UPDATERS {
+            return;
+        }
+        let mut oldest: Vec<(Option<String>, String, String, String)> = self
+            .entries
+            .iter()
+            .filter(|e| e.operation == Operation::Update && e.manager != ANCIENT_CHANGES)
+            .map(|e| {
+                (
+                    e.time.clone(),
+                    e.manager.clone(),
+                    e.api_version.clone(),
+                    e.subresource.clone(),
+                )
+            })
+            .collect();
+        oldest.sort();
+        for (time, manager, api_version, subresource) in oldest {
+            if count(self) <= MAX_UPDATERS {
+                break;
+            }
+            let who = Who {
+                manager,
+                operation: Operation::Update,
+                api_version: api_version.clone(),
+                subresource,
+            };
+            let Some(i) = self.position(&who) else {
+                continue;
+            };
+            let entry = self.entries.remove(i);
+            let bucket = Who {
+                manager: ANCIENT_CHANGES.into(),
+                operation: Operation::Update,
+                api_version,
+                subresource: String::new(),
+            };
+            match self.position(&bucket) {
+                Some(b) => {
+                    let e = &mut self.entries[b];
+                    e.set = e.set.union(&entry.set);
+                    e.time = time;
+                }
+                None => self.entries.push(Entry {
+                    manager: ANCIENT_CHANGES.into(),
+                    subresource: String::new(),
+                    ..entry
+                }),
+            }
+        }
     }
 
     /// Takes changed fields from the other managers (or, unless `force`, reports them as

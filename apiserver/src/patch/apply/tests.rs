@@ -352,3 +352,109 @@ fn manager_names_and_validation() {
     );
     assert!(super::validate_field_manager(Some("ok"), "UpdateOptions", false).is_ok());
 }
+
+#[test]
+fn more_than_ten_updaters_fold_the_oldest_into_ancient_changes() {
+    let t = typed();
+    let mut m = Managed::default();
+    let mut live = deployment(1, json!([{"name": "web", "image": "nginx"}]));
+    m.update(
+        &t,
+        Scope::ExceptStatus,
+        &json!({}),
+        &live,
+        &who("creator", Operation::Update),
+        "2026-01-01T00:00:00Z",
+    );
+    for i in 0..11 {
+        let mut next = live.clone();
+        next["metadata"]["labels"][format!("l{i}")] = json!("x");
+        let time = format!("2026-01-01T00:00:{:02}Z", i + 1);
+        m.update(
+            &t,
+            Scope::ExceptStatus,
+            &live,
+            &next,
+            &who(&format!("m{i}"), Operation::Update),
+            &time,
+        );
+        live = next;
+    }
+    assert_eq!(
+        m.entries.len(),
+        10,
+        "{:?}",
+        m.entries.iter().map(|e| &e.manager).collect::<Vec<_>>()
+    );
+    let ancient = m
+        .entries
+        .iter()
+        .find(|e| e.manager == "ancient-changes")
+        .unwrap();
+    assert!(ancient.set.has(&[
+        super::fieldpath::PathElement::Field("spec".into()),
+        super::fieldpath::PathElement::Field("replicas".into())
+    ]));
+    assert!(
+        m.entries
+            .iter()
+            .all(|e| e.manager != "creator" && e.manager != "m0")
+    );
+}
+
+#[test]
+fn custom_resource_schema_with_list_map_and_preserved_fields() {
+    let schema = json!({"type": "object", "properties": {
+        "spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}});
+    let t = Typed::new(Catalog::builtin(), Some(&schema)).custom();
+    let a = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"x": "1"}},
+        "spec": {"ports": [{"name": "http", "port": 80}], "extra": {"free": {"form": true}}}});
+    let fv = t.field_set(&a).to_fields_v1();
+    assert_eq!(
+        fv["f:spec"]["f:ports"]["k:{\"name\":\"http\"}"],
+        json!({".": {}, "f:name": {}, "f:port": {}})
+    );
+    assert_eq!(
+        fv["f:spec"]["f:extra"]["f:free"],
+        json!({".": {}, "f:form": {}})
+    );
+    assert_eq!(
+        fv["f:metadata"]["f:labels"]["f:x"],
+        json!({}),
+        "metadata read as ObjectMeta"
+    );
+    let mut m = Managed::default();
+    let live = m
+        .apply(
+            &t,
+            Scope::Everything,
+            &json!({}),
+            &a,
+            &who("a", Operation::Apply),
+            false,
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+    let b = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "spec": {"ports": [{"name": "grpc", "port": 90}]}});
+    let out = m
+        .apply(
+            &t,
+            Scope::Everything,
+            &live,
+            &b,
+            &who("b", Operation::Apply),
+            false,
+            NOW,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out["spec"]["ports"],
+        json!([{"name": "http", "port": 80}, {"name": "grpc", "port": 90}])
+    );
+}
