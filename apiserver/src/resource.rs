@@ -451,7 +451,13 @@ impl Filter {
             _ => None,
         };
         let field = match query.get("fieldSelector") {
-            Some(s) if !s.trim().is_empty() => Some(FieldSelector::parse(s, res)?),
+            Some(s) if !s.trim().is_empty() => Some(match &res.custom {
+                // Custom resources: metadata and the CRD version's selectableFields.
+                Some(custom) => {
+                    FieldSelector::parse_custom(s, res.namespaced, &custom.selectable_fields)?
+                }
+                None => FieldSelector::parse(s, res)?,
+            }),
             _ => None,
         };
         Ok(Filter { label, field })

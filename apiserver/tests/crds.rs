@@ -44,7 +44,8 @@ fn version(name: &str, storage: bool) -> Value {
                 "replicas": {"type": "integer"}, "phase": {"type": "string"}}}}}},
         "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
             "statusReplicasPath": ".status.replicas", "labelSelectorPath": ".spec.selector"}},
-        "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}]})
+        "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+        "selectableFields": [{"jsonPath": ".spec.color"}]})
 }
 
 fn widget_crd() -> Value {
@@ -664,4 +665,43 @@ async fn cluster_scoped_kinds_embedded_resources_and_version_changes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("v1alpha1 is still served");
+}
+
+#[tokio::test]
+async fn field_selectors_take_metadata_and_selectable_fields() {
+    let node = node().await;
+    node.create(CRDS, widget_crd()).await;
+    established(&node, "widgets.example.com").await;
+    node.create(WIDGETS, widget("r", json!({"size": 1}))).await;
+    node.create(WIDGETS, widget("b", json!({"size": 1, "color": "blue"})))
+        .await;
+    let names = |v: Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let blue = node
+        .get(&format!("{WIDGETS}?fieldSelector=spec.color%3Dblue"))
+        .send()
+        .await;
+    assert_eq!(blue.status, StatusCode::OK, "{}", blue.text());
+    assert_eq!(names(blue.json()), ["b"]);
+    // A defaulted value selects too.
+    let red = node
+        .get(&format!("{WIDGETS}?fieldSelector=spec.color%3Dred"))
+        .send()
+        .await;
+    assert_eq!(names(red.json()), ["r"]);
+    let by_name = node
+        .get(&format!("{WIDGETS}?fieldSelector=metadata.name%3Dr"))
+        .send()
+        .await;
+    assert_eq!(names(by_name.json()), ["r"]);
+    node.get(&format!("{WIDGETS}?fieldSelector=spec.size%3D1"))
+        .send()
+        .await
+        .status_error(400, "BadRequest", "field label not supported: spec.size");
 }

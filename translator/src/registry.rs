@@ -64,6 +64,9 @@ pub struct CustomVersion {
     pub storage: bool,
     /// `spec.versions[].deprecated` / `deprecationWarning`.
     pub deprecation_warning: Option<String>,
+    /// `spec.versions[].selectableFields[].jsonPath` without the leading dot
+    /// (`spec.color`): the fields a `fieldSelector` may name beside metadata.name/namespace.
+    pub selectable_fields: Vec<String>,
 }
 
 impl ResourceInfo {

@@ -298,16 +298,71 @@ fn versions_causes(crd: &Value, causes: &mut Vec<Cause>) {
         subresource_causes(v, &vpath, causes);
         columns_causes(v, &vpath, causes);
         if let Some(Value::Array(fields)) = v.get("selectableFields") {
-            for (j, f) in fields.iter().enumerate() {
-                let jp = s(f, "/jsonPath");
-                if !jp.starts_with('.') {
-                    causes.push(field::invalid_str(
-                        &format!("{vpath}.selectableFields[{j}].jsonPath"),
-                        jp,
-                        "must be a simple json path starting with .",
-                    ));
-                }
-            }
+            selectable_fields_causes(fields, v.pointer("/schema/openAPIV3Schema"), &vpath, causes);
+        }
+    }
+}
+
+/// Upstream's limit on selectable fields per version.
+const MAX_SELECTABLE_FIELDS: usize = 8;
+
+/// `selectableFields`: at most 8, unique, each a path to a string, integer or boolean field
+/// of the version's schema.
+fn selectable_fields_causes(
+    fields: &[Value],
+    schema: Option<&Value>,
+    vpath: &str,
+    causes: &mut Vec<Cause>,
+) {
+    let path = format!("{vpath}.selectableFields");
+    if fields.len() > MAX_SELECTABLE_FIELDS {
+        causes.push(Cause::new(
+            "FieldValueTooMany",
+            &path,
+            format!(
+                "Too many: {}: must have at most {MAX_SELECTABLE_FIELDS} items",
+                fields.len()
+            ),
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (j, f) in fields.iter().enumerate() {
+        let jp = s(f, "/jsonPath");
+        let fpath = format!("{path}[{j}].jsonPath");
+        if jp.is_empty() {
+            causes.push(field::required(&fpath, ""));
+            continue;
+        }
+        if !jp.starts_with('.') {
+            causes.push(field::invalid_str(
+                &fpath,
+                jp,
+                "must be a simple json path starting with .",
+            ));
+            continue;
+        }
+        if seen.contains(&jp) {
+            causes.push(field::duplicate(&fpath, &Value::from(jp)));
+        }
+        seen.push(jp);
+        let mut node = schema;
+        for seg in jp.trim_start_matches('.').split('.') {
+            node = node
+                .and_then(|n| n.get("properties"))
+                .and_then(|p| p.get(seg));
+        }
+        match node.and_then(|n| n.get("type")).and_then(Value::as_str) {
+            None => causes.push(field::invalid_str(
+                &fpath,
+                jp,
+                "is an invalid path: the field does not exist in the schema",
+            )),
+            Some("string" | "integer" | "boolean") => {}
+            Some(_) => causes.push(field::invalid_str(
+                &fpath,
+                jp,
+                "must point to a field of type string, boolean or integer. Enum string fields and strings with formats are allowed.",
+            )),
         }
     }
 }
@@ -1196,6 +1251,22 @@ mod tests {
         assert_eq!(
             fields(&root_ap),
             ["spec.versions[0].schema.openAPIV3Schema.additionalProperties"]
+        );
+    }
+
+    #[test]
+    fn selectable_fields_point_to_scalar_fields() {
+        let mut crd = good();
+        crd["spec"]["versions"][0]["selectableFields"] = json!([
+            {"jsonPath": ".spec.replicas"}, {"jsonPath": ".spec.ports"},
+            {"jsonPath": ".spec.nope"}, {"jsonPath": ".spec.replicas"}]);
+        assert_eq!(
+            fields(&crd),
+            [
+                "spec.versions[0].selectableFields[1].jsonPath",
+                "spec.versions[0].selectableFields[2].jsonPath",
+                "spec.versions[0].selectableFields[3].jsonPath",
+            ]
         );
     }
 

@@ -210,6 +210,17 @@ pub fn served_resources(crd: &Value) -> Vec<ResourceInfo> {
                     status,
                     storage: v.get("storage") == Some(&Value::Bool(true)),
                     deprecation_warning,
+                    selectable_fields: v
+                        .get("selectableFields")
+                        .and_then(Value::as_array)
+                        .map(|fields| {
+                            fields
+                                .iter()
+                                .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                                .map(|p| p.trim_start_matches('.').to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 })),
             }
         })
