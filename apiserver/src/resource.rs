@@ -1243,7 +1243,14 @@ async fn delete(
     } else {
         json_bytes(&obj)?
     };
-    respond(StatusCode::OK, output, body, &[])
+    // Upstream answers 202 when a cascading delete asked with `orphanDependents: false`
+    // did not remove the object at once (kept for its dependents).
+    let status = if !gone && opts.orphan_dependents == Some(false) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    respond(status, output, body, &[])
 }
 
 /// The `Status` of a removed object: `details.kind` is the resource (plural), as upstream

@@ -441,3 +441,42 @@ async fn a_collector_started_later_finishes_what_was_left() {
         );
     }
 }
+
+#[tokio::test]
+async fn cluster_scoped_owners_and_legacy_cascading_delete() {
+    let node = node_with_gc().await;
+    let roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles";
+    let role = node
+        .create(
+            roles,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "cluster-owner"}, "rules": []}),
+        )
+        .await;
+    let mut dep = configmap("owned-by-cluster-role", json!({}));
+    dep["metadata"]["ownerReferences"] = json!([{"apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole", "name": "cluster-owner", "uid": role["metadata"]["uid"],
+        "blockOwnerDeletion": true}]);
+    node.create(CM, dep).await;
+    // orphanDependents=false asks the generic store for no finalizer at all (only
+    // namespaces read it as foreground): removed now, the dependent collected after.
+    let r = node
+        .delete(&format!("{roles}/cluster-owner"))
+        .json(&json!({"orphanDependents": false}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["kind"], "Status");
+    assert!(gone_within(&node, &format!("{CM}/owned-by-cluster-role"), WAIT).await);
+    // Kept by another finalizer, the same request answers 202 Accepted.
+    let mut held = configmap("held-owner", json!({}));
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    node.create(CM, held).await;
+    let r = node
+        .delete(&format!("{CM}/held-owner"))
+        .json(&json!({"orphanDependents": false}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
+}
