@@ -6,7 +6,7 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::quantity::parse_quantity;
+use super::quantity::{canonical_quantity, parse_quantity};
 use super::schema_lookup::SchemaLookup;
 
 const REF_PREFIX: &str = "#/components/schemas/";
@@ -326,8 +326,13 @@ impl<'a, S: SchemaLookup + ?Sized> SchemaWalker<'a, S> {
             }
         };
         match parse_quantity(&text) {
-            // Quantities are always serialised as strings.
-            Ok(()) => *value = Value::String(text.trim().to_string()),
+            // Quantities are always serialised as strings, in canonical form (upstream
+            // decodes them and prints them back: `0.1` reads back as `100m`).
+            Ok(()) => {
+                let canonical =
+                    canonical_quantity(&text).unwrap_or_else(|| text.trim().to_string());
+                *value = Value::String(canonical);
+            }
             Err(message) => self.custom_error(message.to_string()),
         }
     }

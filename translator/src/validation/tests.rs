@@ -72,10 +72,11 @@ fn valid_deployment_passes_every_step() {
     .unwrap();
     assert!(warnings.is_empty());
     validate(&deployments(), &d).unwrap();
-    // Quantities given as numbers are stored as strings, as upstream serialises them.
+    // Quantities given as numbers are stored as strings in canonical form, as upstream
+    // serialises them.
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
-        "0.25"
+        "250m"
     );
 }
 
