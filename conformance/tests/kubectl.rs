@@ -1542,6 +1542,27 @@ fn apply_client_side_upgrade_to_server_side(ctx: &Ctx) {
         last.contains("nginx:1.28"),
         "annotation kept in sync: {last}"
     );
+    // kubectl's csaupgrade step rewrote the client-side-apply entry into its Apply entry.
+    let d = k.get_json(&["deployment", "ssa-upgrade", "--show-managed-fields"]);
+    let managers = d["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        managers
+            .iter()
+            .all(|m| m["manager"] != "kubectl-client-side-apply"),
+        "client-side apply entry migrated: {managers:?}"
+    );
+    let applied = managers
+        .iter()
+        .find(|m| m["manager"] == "kubectl" && m["operation"] == "Apply")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        applied["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
+        "kubectl's Apply entry owns what it applied: {managers:?}"
+    );
     let v3 = v2.replace("nginx:1.28", "nginx:1.29");
     k.apply(&v3);
     assert_eq!(
