@@ -102,6 +102,9 @@ pub fn serve(
     output: Output,
 ) -> Result<Response, ApiError> {
     let res = target.resource.clone();
+    // A custom resource's watch ends when its CRD stops serving it (deleted, version
+    // withdrawn), as upstream closes those watches.
+    let registry = state.registry.clone();
     let filter = Filter::from_query(&res, query)?;
     let include = match query.get("includeObject") {
         Some("None") => IncludeObject::None,
@@ -202,10 +205,16 @@ pub fn serve(
         }
         let mut ticker = tokio::time::interval(BOOKMARK_EVERY);
         ticker.tick().await;
+        let mut still_served = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = &mut deadline => break,
                 _ = tx.closed() => break,
+                _ = still_served.tick(), if res.custom.is_some() => {
+                    let crd = |r: &ResourceInfo| r.custom.as_ref().map(|c| c.crd_name.clone());
+                    let now = registry.get(&res.group, &res.version, &res.plural);
+                    if now.is_none_or(|r| crd(&r) != crd(&res)) { break; }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     let rev = source.subscription.last_revision();
                     if tx.send(encoder.bookmark(rev, false)).await.is_err() { break; }

@@ -419,6 +419,13 @@ async fn deleting_the_crd_deletes_its_resources_and_the_kind() {
     for n in ["x", "y"] {
         node.create(WIDGETS, widget(n, json!({"size": 1}))).await;
     }
+    let mut watch = node
+        .get(&format!(
+            "{WIDGETS}?watch=true&resourceVersion={}",
+            node.revision()
+        ))
+        .stream()
+        .await;
     let r = node
         .delete(&format!("{CRDS}/widgets.example.com"))
         .send()
@@ -454,6 +461,14 @@ async fn deleting_the_crd_deletes_its_resources_and_the_kind() {
         node.get(WIDGETS).send().await.status,
         404,
         "the kind is gone"
+    );
+    // The watch saw both instances go, then ended with the kind.
+    for _ in 0..2 {
+        assert_eq!(watch.next().await["type"], "DELETED");
+    }
+    assert!(
+        watch.ends_within(Duration::from_secs(5)).await,
+        "the watch outlived its CRD"
     );
     // Re-creating the CRD serves an empty kind: the old instances were deleted.
     node.create(CRDS, widget_crd()).await;
