@@ -54,8 +54,8 @@ const RETRY: Duration = Duration::from_secs(2);
 const ABSENT_FORGET: Duration = Duration::from_secs(600);
 /// Retry delay after a write conflict (the object changed; look at its new state).
 const CONFLICT_RETRY: Duration = Duration::from_millis(100);
-/// Deleted uids remembered (their dependents are collected without waiting).
-const DELETED_UIDS: usize = 100_000;
+/// Deleted owners' uids remembered (their dependents are collected without waiting).
+const DELETED_UIDS: usize = 10_000;
 
 /// The storage key of an object (`/<group>/<plural>/[<namespace>/]<name>`).
 pub type Key = Vec<u8>;
@@ -505,10 +505,13 @@ impl Shared {
                 }
             }
             None => {
-                if let Some(prev) = prev {
+                let (deps, owners) = self.graph.remove(key);
+                // Only owners are worth remembering (upstream's absentOwnerCache).
+                if let Some(prev) = prev
+                    && !deps.is_empty()
+                {
                     self.remember_deleted(prev.uid.clone());
                 }
-                let (deps, owners) = self.graph.remove(key);
                 self.held.remove(key);
                 self.unresolved_meta.remove(key);
                 for k in deps.into_iter().chain(owners) {
