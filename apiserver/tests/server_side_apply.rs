@@ -407,3 +407,37 @@ spec:
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn apply_field_validation_on_unknown_fields() {
+    let node = Node::start().await;
+    let path = format!("{CM}/applied");
+    let bogus = CM_YAML.replace("\ndata:", "\nbogus: 1\ndata:");
+    let r = apply(
+        &node,
+        &path,
+        "fieldManager=me&fieldValidation=Strict",
+        &bogus,
+    )
+    .await;
+    r.status_error(400, "BadRequest", "unknown field \"bogus\"");
+    let r = apply(&node, &path, "fieldManager=me&fieldValidation=Warn", &bogus).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(
+        r.warnings()
+            .iter()
+            .any(|w| w.contains("unknown field") && w.contains("bogus")),
+        "{:?}",
+        r.warnings()
+    );
+    assert!(r.json().get("bogus").is_none(), "pruned");
+    let r = apply(
+        &node,
+        &path,
+        "fieldManager=me&fieldValidation=Ignore",
+        &bogus,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.warnings().is_empty());
+}
