@@ -95,6 +95,7 @@ fn widget_version(version: &str, storage: bool, deprecation: Option<&str>) -> Re
             status: true,
             storage,
             deprecation_warning: deprecation.map(str::to_string),
+            selectable_fields: Vec::new(),
         })),
     }
 }
