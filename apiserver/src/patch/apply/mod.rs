@@ -8,6 +8,7 @@
 //! Update (create, update, non-apply patch, subresource writes) or performs an Apply,
 //! including upstream's upgrade path from client-side apply (the last-applied annotation).
 
+mod duplicates;
 pub mod fieldpath;
 pub mod managers;
 pub mod typed;
@@ -424,8 +425,12 @@ pub fn decode_config(
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     };
     let mut warnings = Vec::new();
-    if validation != FieldValidation::Ignore && serde_json::from_slice::<Value>(body).is_ok() {
-        let duplicates = beemesh_translator::validation::duplicate_fields(body);
+    if validation != FieldValidation::Ignore {
+        let duplicates = if serde_json::from_slice::<Value>(body).is_ok() {
+            beemesh_translator::validation::duplicate_fields(body)
+        } else {
+            duplicates::yaml_duplicate_fields(body)
+        };
         if !duplicates.is_empty() {
             let texts: Vec<String> = duplicates
                 .iter()

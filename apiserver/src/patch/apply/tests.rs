@@ -458,3 +458,27 @@ fn custom_resource_schema_with_list_map_and_preserved_fields() {
         json!([{"name": "http", "port": 80}, {"name": "grpc", "port": 90}])
     );
 }
+
+#[test]
+fn yaml_configurations_decode_and_duplicates_follow_field_validation() {
+    use beemesh_translator::validation::FieldValidation;
+    let res = beemesh_translator::ResourceInfo {
+        version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+        ..Default::default()
+    };
+    let yaml =
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"1\"\n  a: \"2\"\n";
+    let (cfg, warnings) = super::decode_config(&res, "c", yaml, FieldValidation::Ignore).unwrap();
+    assert_eq!(cfg["data"]["a"], "2", "the last key wins");
+    assert!(warnings.is_empty());
+    let (_, warnings) = super::decode_config(&res, "c", yaml, FieldValidation::Warn).unwrap();
+    assert_eq!(warnings, ["duplicate field \"data.a\""]);
+    let err = super::decode_config(&res, "c", yaml, FieldValidation::Strict).unwrap_err();
+    assert_eq!(err.code(), 400);
+    assert!(
+        err.to_string().starts_with("error strict decoding YAML"),
+        "{err}"
+    );
+}
