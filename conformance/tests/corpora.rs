@@ -634,7 +634,8 @@ fn compare(path: &str, want: &Value, live: &Value, diffs: &mut Vec<String>) {
         }
         (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
         (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a))
-            if b.parse::<f64>().ok() == a.as_f64() => {}
+            if b.parse::<f64>().ok() == a.as_f64()
+                || (quantity(b).is_some() && quantity(b) == quantity(&a.to_string())) => {}
         (Value::String(a), Value::String(b))
             if a == b || (quantity(a).is_some() && quantity(a) == quantity(b)) => {}
         _ if want == live => {}
@@ -742,6 +743,13 @@ mod unit {
         let live = json!({"spec": {"cpu": "500m", "port": 80, "extra": true}});
         let mut diffs = Vec::new();
         compare("", &want, &live, &mut diffs);
+        assert!(diffs.is_empty(), "{diffs:?}");
+        compare(
+            "",
+            &json!({"cpu": 0.1}),
+            &json!({"cpu": "100m"}),
+            &mut diffs,
+        );
         assert!(diffs.is_empty(), "{diffs:?}");
         compare("", &json!({"a": "1Gi"}), &json!({"a": "1G"}), &mut diffs);
         assert_eq!(diffs.len(), 1);
