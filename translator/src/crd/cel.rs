@@ -294,7 +294,8 @@ fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: 
         Ok(cel::Value::Bool(true)) => return,
         Ok(cel::Value::Bool(false)) => message_for(rule, expr, &ctx),
         Ok(other) => format!("rule {expr:?} did not evaluate to a bool: {other:?}"),
-        Err(e) => format!("{expr}: {e}"),
+        // Upstream: `<error> evaluating rule: <rule>`.
+        Err(e) => format!("{e} evaluating rule: {expr}"),
     };
     let mut at = path.to_string();
     if let Some(fp) = rule.get("fieldPath").and_then(Value::as_str) {
@@ -427,6 +428,21 @@ mod tests {
         );
         let open = json!({"type": "object", "additionalProperties": {"type": "string"}});
         assert!(check_fields("self.anything == 'x'", &open).is_ok());
+    }
+
+    #[test]
+    fn evaluation_errors_name_the_rule() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.a > 1"}]}}});
+        let causes = validate(&schema, &json!({"spec": {}}), None);
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "spec");
+        assert!(
+            causes[0].message.ends_with("evaluating rule: self.a > 1"),
+            "{}",
+            causes[0].message
+        );
     }
 
     #[test]
