@@ -480,3 +480,54 @@ async fn cluster_scoped_owners_and_legacy_cascading_delete() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
 }
+
+#[tokio::test]
+async fn custom_resources_added_at_run_time_own_and_are_resolved_later() {
+    let node = node_with_gc().await;
+    let service = node.state.service.clone();
+    let registrar = beemesh_workloads::CrdRegistrar::new(service.clone());
+    registrar.sync().unwrap();
+    tokio::spawn(registrar.run());
+    tokio::spawn(beemesh_workloads::CrdController::new(service).run());
+    // A reference to a kind nobody serves yet is left alone...
+    let mut early = configmap("early", json!({}));
+    early["metadata"]["ownerReferences"] = json!([{"apiVersion": "example.com/v1",
+        "kind": "Gadget", "name": "none", "uid": "00000000-0000-0000-0000-0000000000aa"}]);
+    node.create(CM, early).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    get(&node, &format!("{CM}/early")).await;
+    let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    node.create(
+        crds,
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "gadgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+    )
+    .await;
+    let gadgets = "/apis/example.com/v1/namespaces/default/gadgets";
+    let start = Instant::now();
+    let owner = loop {
+        let r = node
+            .post(gadgets)
+            .json(&json!({"apiVersion": "example.com/v1", "kind": "Gadget",
+                "metadata": {"name": "g"}}))
+            .send()
+            .await;
+        if r.status == StatusCode::CREATED {
+            break r.json();
+        }
+        assert!(start.elapsed() < WAIT, "gadgets never served: {}", r.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // ... and collected once the kind is known and no such owner exists.
+    assert!(gone_within(&node, &format!("{CM}/early"), WAIT).await);
+    // A custom resource owns like any object.
+    node.create(CM, owned_by("owned-by-gadget", &[(&owner, true)]))
+        .await;
+    delete(&node, &format!("{gadgets}/g"), json!({})).await;
+    assert!(gone_within(&node, &format!("{CM}/owned-by-gadget"), WAIT).await);
+}

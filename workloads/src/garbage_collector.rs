@@ -48,7 +48,7 @@ pub const ABSENT_CONFIRM: Duration = Duration::from_secs(2);
 const REGISTRY_POLL: Duration = Duration::from_secs(2);
 /// How often every dependent and held owner is re-evaluated without a change.
 const RESYNC: Duration = Duration::from_secs(60);
-/// Retry delay after a failed write or an owner kind that is not served yet.
+/// Retry delay after a failed read or write.
 const RETRY: Duration = Duration::from_secs(2);
 /// How long a first sighting of an absent owner is remembered.
 const ABSENT_FORGET: Duration = Duration::from_secs(600);
@@ -450,6 +450,8 @@ struct Shared {
     held: HashSet<Key>,
     /// Metadata of dependents with an unresolved owner kind (to resolve them later).
     unresolved_meta: HashMap<Key, Meta>,
+    /// Dependents whose own resource is not served here yet (a CRD not registered yet).
+    unlocated: HashSet<Key>,
     /// Uids whose deletion this node observed, oldest first.
     deleted: HashSet<String>,
     deleted_order: VecDeque<String>,
@@ -619,7 +621,8 @@ impl GarbageCollector {
                                 shared.unresolved_meta.insert(k, m);
                             }
                         }
-                        for k in keys {
+                        let unlocated = std::mem::take(&mut shared.unlocated);
+                        for k in keys.into_iter().chain(unlocated) {
                             shared.queue.push(k);
                         }
                         drop(shared);
@@ -692,12 +695,12 @@ impl GarbageCollector {
     async fn evaluate(&self, key: &[u8]) -> Result<Next, ApiError> {
         let located = self.lock().kinds.locate(key);
         let Some((res, ns, name)) = located else {
-            // Not a served resource (yet): a CRD may be registered later.
-            return Ok(if self.lock().graph.nodes.contains_key(key) {
-                Next::After(RETRY)
-            } else {
-                Next::Done
-            });
+            // Not a served resource (yet): looked at again when the registry changes.
+            let mut shared = self.lock();
+            if shared.graph.nodes.contains_key(key) {
+                shared.unlocated.insert(key.to_vec());
+            }
+            return Ok(Next::Done);
         };
         let ns = ns.as_deref();
         if !self.service.store.is_home(&res, ns, &name) {
@@ -830,7 +833,8 @@ impl GarbageCollector {
         for r in meta.owners() {
             let resolved = self.lock().kinds.resolve(ns, r);
             match resolved {
-                Resolved::UnknownKind => return Ok(Next::After(RETRY)),
+                // Re-queued when the registry gains the kind (and at every resync).
+                Resolved::UnknownKind => return Ok(Next::Done),
                 Resolved::NamespacedOwnerOfClusterScoped => {
                     self.report_invalid(res, meta, r).await;
                     return Ok(Next::Done);
