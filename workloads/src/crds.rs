@@ -454,10 +454,10 @@ impl CrdController {
                 continue;
             };
             let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+            // Through the service, as a client's delete would go (finalizers, propagation).
             match self
                 .service
-                .store
-                .delete(res, ns, name, &Preconditions::default(), &now_rfc3339())
+                .delete(res, ns, name, &Preconditions::default(), false)
                 .await
             {
                 Ok((_, true)) => {}
