@@ -1439,6 +1439,14 @@ async fn scale(
     } else {
         "PatchOptions"
     };
+    if *method == Method::PATCH {
+        let patch_type = PatchType::from_content_type(content_type.unwrap_or(""))?;
+        check_patch_options(query, patch_type)?;
+        if patch_type == PatchType::Apply {
+            let opts = write_options(query, options_kind)?;
+            return scale_apply(state, target, name, query, body, output, &fields, &opts).await;
+        }
+    }
     let mut scale_warnings: Vec<String> = Vec::new();
     // The Scale the client wants, decoded and checked like any body of its kind.
     let mut desired_scale = |current: &Value| -> Result<DesiredScale> {
@@ -1578,6 +1586,67 @@ async fn scale(
             res.group_resource()
         ))),
     }
+}
+
+/// Server-side apply of a Scale: the configuration's `spec.replicas` is applied to the
+/// object's `spec.replicas` by the manager's `scale` subresource entry, so it conflicts
+/// with whoever else owns the replicas (upstream maps Scale ownership onto the parent).
+#[allow(clippy::too_many_arguments)]
+async fn scale_apply(
+    state: &AppState,
+    target: &ResourceTarget,
+    name: &str,
+    query: &Query,
+    body: &[u8],
+    output: Output,
+    fields: &FieldManager<'_>,
+    opts: &WriteOptions,
+) -> Result<Response> {
+    let res = &target.resource;
+    let scale_res = scale_resource(res);
+    let (config, mut warnings) =
+        apply::decode_config(&scale_res, name, body, opts.field_validation)?;
+    let mut checked = config.clone();
+    warnings.extend(beemesh_translator::validation::validate_and_prune(
+        &scale_res,
+        state.service.catalog,
+        &mut checked,
+        opts.field_validation,
+    )?);
+    let mut parent_config = json!({
+        "apiVersion": res.api_version(),
+        "kind": res.kind,
+        "metadata": {"name": name},
+    });
+    if let Some(replicas) = checked.pointer("/spec/replicas") {
+        parent_config["spec"] = json!({"replicas": replicas});
+    }
+    let force = query.flag("force");
+    let written = state
+        .service
+        .update(
+            res,
+            target.namespace.as_deref(),
+            name,
+            Part::Main,
+            opts,
+            |current| {
+                let mut new = fields.apply(Some(current), &parent_config, force)?;
+                if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("resourceVersion");
+                    meta.remove("uid");
+                }
+                Ok(new)
+            },
+        )
+        .await?;
+    warnings.extend(written.warnings);
+    respond(
+        StatusCode::OK,
+        output,
+        json_bytes(&scale_of(res, &written.object))?,
+        &warnings,
+    )
 }
 
 fn unreachable_method(method: &Method) -> Result<Value> {

@@ -441,3 +441,54 @@ async fn apply_field_validation_on_unknown_fields() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.warnings().is_empty());
 }
+
+#[tokio::test]
+async fn apply_to_scale_owns_replicas_through_the_scale_subresource() {
+    let node = Node::start().await;
+    let d = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+      - name: web
+        image: nginx
+";
+    apply(&node, &format!("{DEPLOY}/web"), "fieldManager=me", d).await;
+    let scale =
+        "apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: web\nspec:\n  replicas: 5\n";
+    let path = format!("{DEPLOY}/web/scale");
+    let r = apply(&node, &path, "fieldManager=hpa", scale).await;
+    r.status_error(
+        409,
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"me\": .spec.replicas",
+    );
+    let r = apply(&node, &path, "fieldManager=hpa&force=true", scale).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["spec"]["replicas"], 5);
+    assert_eq!(r.json()["kind"], "Scale");
+    let obj = node.get(&format!("{DEPLOY}/web")).send().await.json();
+    assert_eq!(obj["spec"]["replicas"], 5);
+    let list = entries(&obj);
+    let e = entry(&list, "hpa", "Apply");
+    assert_eq!(e["subresource"], "scale");
+    assert_eq!(e["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    let r = apply(
+        &node,
+        &path,
+        "fieldManager=hpa",
+        &scale.replace("kind: Scale", "kind: Deployment"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

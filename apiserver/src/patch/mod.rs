@@ -94,8 +94,8 @@ pub fn apply_patch<S: SchemaLookup + ?Sized>(
     }
     if patch_type == PatchType::Apply {
         return Err(ApiError::unsupported_media_type(
-            "server-side apply (application/apply-patch+yaml) is not supported by this server yet; \
-             use client-side apply or a json, merge or strategic merge patch",
+            "server-side apply (application/apply-patch+yaml) is performed by the field manager \
+             (patch::apply), not as a patch",
         ));
     }
     let patch: Value = serde_json::from_slice(body)
