@@ -539,7 +539,7 @@ pub struct GarbageCollector {
 /// What an evaluation leads to.
 enum Next {
     Done,
-    /// Look again later (an owner not yet confirmed absent, a kind not served yet).
+    /// Look again later (an owner not yet confirmed absent, a failed write, a conflict).
     After(Duration),
 }
 
