@@ -105,3 +105,46 @@ async fn lease_times_are_micro_times() {
     node.create(LEASES, lease("2026-11-29T10:00:00.123456+01:00"))
         .await;
 }
+
+#[tokio::test]
+async fn lease_spec_is_validated_as_upstream() {
+    let node = Node::start().await;
+    let s = node
+        .post(LEASES)
+        .json(
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                      "metadata": {"name": "bad"},
+                      "spec": {"leaseDurationSeconds": 0, "leaseTransitions": -1}}),
+        )
+        .send()
+        .await
+        .status_error(
+            422,
+            "Invalid",
+            "Lease.coordination.k8s.io \"bad\" is invalid: [",
+        );
+    let causes: Vec<(String, String)> = s["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["field"].as_str().unwrap().to_string(),
+                c["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            (
+                "spec.leaseDurationSeconds".to_string(),
+                "Invalid value: 0: must be greater than 0".to_string()
+            ),
+            (
+                "spec.leaseTransitions".to_string(),
+                "Invalid value: -1: must be greater than or equal to 0".to_string()
+            ),
+        ]
+    );
+}

@@ -35,6 +35,7 @@ fn rule_for(group: &str, kind: &str) -> Option<Rule> {
         ("batch", "CronJob") => validate_cron_job,
         ("", "Event") => super::events::validate_core_event,
         ("events.k8s.io", "Event") => super::events::validate_events_v1_event,
+        ("coordination.k8s.io", "Lease") => super::leases::validate_lease,
         _ => return None,
     })
 }

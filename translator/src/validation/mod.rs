@@ -10,6 +10,7 @@ mod duplicates;
 pub mod events;
 pub mod field;
 pub mod kinds;
+pub mod leases;
 pub mod names;
 pub mod quantity;
 mod schema_lookup;
