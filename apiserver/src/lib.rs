@@ -20,3 +20,4 @@ pub mod server;
 pub mod state;
 pub mod table;
 pub mod watch;
+pub mod yaml_duplicates;

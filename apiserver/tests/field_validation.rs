@@ -434,3 +434,83 @@ async fn upstream_patch_cases() {
         assert!(r.warnings().is_empty(), "{content_type}");
     }
 }
+
+/// Upstream's `invalidBodyYAML`: go-yaml's duplicate-key lines, then the unknown fields.
+const UPSTREAM_YAML: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: NAME
+  name: NAME
+  unknownMeta: metaVal
+  labels:
+    app: nginx
+spec:
+  unknown1: val1
+  unknownDupe: valDupe
+  unknownDupe: valDupe2
+  paused: true
+  paused: false
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:latest
+        unknownNested: val1
+        imagePullPolicy: Always
+        imagePullPolicy: Never";
+
+const UPSTREAM_YAML_WARNINGS: [&str; 8] = [
+    r#"line 5: key "name" already set in map"#,
+    r#"line 12: key "unknownDupe" already set in map"#,
+    r#"line 14: key "paused" already set in map"#,
+    r#"line 28: key "imagePullPolicy" already set in map"#,
+    r#"unknown field "metadata.unknownMeta""#,
+    r#"unknown field "spec.template.spec.containers[0].unknownNested""#,
+    r#"unknown field "spec.unknown1""#,
+    r#"unknown field "spec.unknownDupe""#,
+];
+
+#[tokio::test]
+async fn upstream_yaml_cases() {
+    let node = Node::start().await;
+    let strict = "strict decoding error: yaml: unmarshal errors:\n  line 5: key \"name\" already set in map\n  line 12: key \"unknownDupe\" already set in map\n  line 14: key \"paused\" already set in map\n  line 28: key \"imagePullPolicy\" already set in map, unknown field \"metadata.unknownMeta\", unknown field \"spec.template.spec.containers[0].unknownNested\", unknown field \"spec.unknown1\", unknown field \"spec.unknownDupe\"";
+    let s = node
+        .post(&format!("{DEPLOY}?fieldValidation=Strict"))
+        .body("application/yaml", UPSTREAM_YAML.replace("NAME", "y"))
+        .send()
+        .await
+        .status_error(400, "BadRequest", "");
+    assert!(s["message"].as_str().unwrap().ends_with(strict), "{s}");
+    for (q, name) in [("?fieldValidation=Warn", "y1"), ("", "y2")] {
+        let r = node
+            .post(&format!("{DEPLOY}{q}"))
+            .body("application/yaml", UPSTREAM_YAML.replace("NAME", name))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let want: Vec<String> = UPSTREAM_YAML_WARNINGS.iter().map(|e| warning(e)).collect();
+        assert_eq!(r.warnings(), want, "{q:?}");
+        assert_eq!(r.json()["spec"]["paused"], false, "the last value wins");
+    }
+    let r = node
+        .post(&format!("{DEPLOY}?fieldValidation=Ignore"))
+        .body("application/yaml", UPSTREAM_YAML.replace("NAME", "y3"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert!(r.warnings().is_empty());
+    // PUT the same.
+    let s = node
+        .put(&format!("{DEPLOY}/y3?fieldValidation=Strict"))
+        .body("application/yaml", UPSTREAM_YAML.replace("NAME", "y3"))
+        .send()
+        .await
+        .status_error(400, "BadRequest", "");
+    assert!(s["message"].as_str().unwrap().ends_with(strict), "{s}");
+}
