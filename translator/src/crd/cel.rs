@@ -464,6 +464,7 @@ mod tests {
             "isURL(self.u)",
             "self.u.lowerAscii() == 'x'",
             "quantity(self.u).isInteger()",
+            "[self.u].all(h, !isIP(h))",
         ] {
             let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
                 "properties": {"u": {"type": "string"}},
