@@ -20,7 +20,10 @@ use beemesh_translator::Registry;
 use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
-use beemesh_workloads::{EventTtlController, NamespaceController};
+use beemesh_workloads::node_registration;
+use beemesh_workloads::{
+    EventTtlController, NamespaceController, NodeConfig, NodeLifecycleController, NodeRegistration,
+};
 use clap::Args;
 
 use crate::membership::{self, Membership, MeshFiles};
@@ -59,6 +62,34 @@ pub struct UpArgs {
     #[arg(long = "event-ttl", value_name = "DURATION", default_value = "1h0m0s",
           value_parser = crate::go_duration::parse)]
     pub event_ttl: Duration,
+    /// Labels of this node's Node object (`k1=v1,k2=v2`, the kubelet's `--node-labels`).
+    #[arg(long = "node-labels", value_name = "KEY=VALUE", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+    /// Taints the Node is registered with (`key=value:Effect,...`, as the kubelet's).
+    #[arg(
+        long = "register-with-taints",
+        value_name = "TAINT",
+        value_delimiter = ','
+    )]
+    pub register_with_taints: Vec<String>,
+    /// The Node's capacity (`cpu=4,memory=16Gi,pods=110`) instead of this machine's
+    /// (for simulated nodes); allocatable is then the same.
+    #[arg(long, value_name = "RESOURCE=QUANTITY", value_delimiter = ',')]
+    pub capacity: Vec<String>,
+    /// How long a Node's Lease may go unrenewed before it is marked NotReady (unreachable).
+    #[arg(long = "node-monitor-grace-period", value_name = "DURATION", default_value = "40s",
+          value_parser = crate::go_duration::parse)]
+    pub node_monitor_grace_period: Duration,
+    /// The node Lease's duration; it is renewed every quarter of it (the kubelet's
+    /// `nodeLeaseDurationSeconds`).
+    #[arg(long = "node-lease-duration-seconds", value_name = "SECONDS", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_lease_duration_seconds: u32,
+    /// How often the Node's status is computed and posted when it changed (the kubelet's
+    /// `nodeStatusUpdateFrequency`).
+    #[arg(long = "node-status-update-frequency", value_name = "DURATION", default_value = "10s",
+          value_parser = crate::go_duration::parse)]
+    pub node_status_update_frequency: Duration,
 }
 
 /// The one token the flags name (repeating the same token is fine).
@@ -92,6 +123,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         token_flags.push(text.trim().to_string());
     }
     let token = token_of(&token_flags)?;
+    let node_labels = node_registration::parse_key_values("--node-labels", &args.node_labels)?;
+    let node_taints = node_registration::parse_taints(&args.register_with_taints)?;
+    let node_capacity = if args.capacity.is_empty() {
+        None
+    } else {
+        Some(node_registration::parse_capacity(&args.capacity)?)
+    };
     let files = MeshFiles::new(&args.data_dir);
     let membership = membership::establish(&files, &args.join, token.as_ref()).await?;
     if let Some(member) = membership.admitted_by {
@@ -173,14 +211,29 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         MeshFiles::new(&args.data_dir),
         mesh.clone(),
     ));
+    let node = NodeConfig {
+        name: node_name.clone(),
+        peer_id: peer_id.to_string(),
+        internal_ip: internal_ip(local.ip(), &bound),
+        daemon_port: local.port(),
+        kubelet_version: beemesh_apiserver::app::KUBE_GIT_VERSION.to_string(),
+        beemesh_version: env!("CARGO_PKG_VERSION").to_string(),
+        data_dir: args.data_dir.clone(),
+        capacity: node_capacity,
+        labels: node_labels,
+        taints: node_taints,
+        lease_duration_seconds: args.node_lease_duration_seconds,
+        status_update_frequency: args.node_status_update_frequency,
+    };
     tokio::spawn(become_ready(
         mesh.clone(),
         service,
         state,
         pki.ca_cert_pem.clone(),
-        node_name.clone(),
         local,
         args.event_ttl,
+        node,
+        args.node_monitor_grace_period,
     ));
 
     tokio::select! {
@@ -200,10 +253,12 @@ async fn become_ready(
     service: ObjectService,
     state: AppState,
     ca_pem: String,
-    node_name: String,
     api: std::net::SocketAddr,
     event_ttl: Duration,
+    node: NodeConfig,
+    node_monitor_grace_period: Duration,
 ) {
+    let node_name = node.name.clone();
     let started = std::time::Instant::now();
     mesh.synced().await;
     let mut attempt = 0u32;
@@ -220,11 +275,38 @@ async fn become_ready(
     // Sharded like every controller: each node collects the dependents it is home of.
     tokio::spawn(beemesh_workloads::GarbageCollector::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::PodTerminationController::new(service.clone()).run());
+    // This node's own Node and Lease (the kubelet's part) and, for the Nodes it is home
+    // of, the node lifecycle controller.
+    tokio::spawn(NodeRegistration::new(service.clone(), node).run());
+    tokio::spawn(NodeLifecycleController::new(service.clone(), node_monitor_grace_period).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());
     state.set_ready(true);
     let members = mesh.members().len();
     println!("ready: {node_name} ({members} members)");
     tracing::info!(node = %node_name, members, elapsed = ?started.elapsed(), "ready");
+}
+
+/// The Node's InternalIP: the API's address, else the first specific p2p address, else
+/// the address this host would use to reach other hosts (no packet is sent), else loopback.
+fn internal_ip(api: IpAddr, p2p: &[Multiaddr]) -> IpAddr {
+    if !api.is_unspecified() {
+        return api;
+    }
+    let from_p2p = p2p.iter().find_map(|a| match a.iter().next() {
+        Some(Protocol::Ip4(v4)) if !v4.is_unspecified() => Some(IpAddr::V4(v4)),
+        Some(Protocol::Ip6(v6)) if !v6.is_unspecified() => Some(IpAddr::V6(v6)),
+        _ => None,
+    });
+    if let Some(ip) = from_p2p {
+        return ip;
+    }
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// A free TCP and QUIC port on `ip`.

@@ -262,7 +262,11 @@ impl ObjectService {
                 meta.remove(server_set);
             }
         }
+        // Nodes are created with their status (upstream's node strategy keeps it: the
+        // kubelet registers a Node with capacity, conditions and addresses at once).
+        let keeps_status = res.group.is_empty() && res.plural == "nodes";
         if res.subresource("status").is_some()
+            && !keeps_status
             && let Some(map) = obj.as_object_mut()
         {
             map.remove("status");
@@ -359,6 +363,7 @@ impl ObjectService {
             }
             let (mut new, warnings) =
                 self.prepare_update(res, name, part, &current, desired, opts)?;
+            keep_managed_fields_times(&current, &mut new);
             if opts.dry_run {
                 if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
                     && let Some(rv) = &current_rv
@@ -517,6 +522,49 @@ impl ObjectService {
             ..Default::default()
         };
         self.delete_with(res, namespace, name, &opts).await
+    }
+}
+
+/// Upstream's IgnoreManagedFieldsTimestampsTransformer: when a write changes nothing but
+/// managedFields timestamps (the entries otherwise equal, the object otherwise equal), the
+/// old timestamps are kept, so the write is a no-op and consumes no resourceVersion.
+fn keep_managed_fields_times(current: &Value, new: &mut Value) {
+    let entries = |obj: &Value| {
+        obj.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (old_entries, new_entries) = (entries(current), entries(new));
+    if old_entries.is_empty() || old_entries.len() != new_entries.len() {
+        return;
+    }
+    let without_time = |e: &Value| {
+        let mut e = e.clone();
+        if let Some(m) = e.as_object_mut() {
+            m.remove("time");
+        }
+        e
+    };
+    let same_but_times = old_entries
+        .iter()
+        .zip(&new_entries)
+        .all(|(a, b)| without_time(a) == without_time(b));
+    if !same_but_times || old_entries == new_entries {
+        return;
+    }
+    let rest = |obj: &Value| {
+        let mut obj = obj.clone();
+        if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
+        }
+        obj
+    };
+    if rest(current) == rest(new)
+        && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.insert("managedFields".into(), Value::Array(old_entries));
     }
 }
 

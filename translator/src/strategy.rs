@@ -21,6 +21,53 @@ pub fn prepare_for_create(res: &ResourceInfo, obj: &mut Value) {
     if crate::crd::is_crd(res) {
         crate::crd::prepare_crd_for_create(obj);
     }
+    if res.group.is_empty() && res.plural == "pods" {
+        add_default_toleration_seconds(obj);
+    }
+}
+
+/// Upstream's `DefaultTolerationSeconds` admission default (`--default-not-ready-toleration-seconds`
+/// and `--default-unreachable-toleration-seconds`).
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The DefaultTolerationSeconds admission plugin: a new pod that does not already
+/// tolerate the `not-ready` / `unreachable` NoExecute taints (a toleration with that key
+/// or no key, and NoExecute or no effect) gets a 300 s toleration for each, so taint
+/// eviction removes it from a lost node after 5 minutes.
+pub fn add_default_toleration_seconds(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let covers = |key: &str| {
+        existing.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        })
+    };
+    let mut added = Vec::new();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !covers(key) {
+            added.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                              "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}),
+            );
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    let mut all = existing;
+    all.extend(added);
+    spec.insert("tolerations".into(), Value::Array(all));
 }
 
 /// The object at `key`, created (or replacing a non-object) when needed.
@@ -89,6 +136,32 @@ pub fn generate_job_selector(job: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_get_the_default_not_ready_and_unreachable_tolerations() {
+        let mut pod = json!({"spec": {"containers": [{"name": "c"}]}});
+        add_default_toleration_seconds(&mut pod);
+        assert_eq!(
+            pod["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+        let mut own = json!({"spec": {"tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 6000}]}});
+        add_default_toleration_seconds(&mut own);
+        let t = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["tolerationSeconds"], 6000);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+        let mut everything = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        add_default_toleration_seconds(&mut everything);
+        assert_eq!(
+            everything["spec"]["tolerations"].as_array().unwrap().len(),
+            1
+        );
+    }
 
     fn job(extra_spec: Value) -> Value {
         let mut j = json!({

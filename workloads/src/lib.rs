@@ -5,10 +5,14 @@ pub mod crds;
 pub mod event_ttl;
 pub mod garbage_collector;
 pub mod namespaces;
+pub mod node_lifecycle;
+pub mod node_registration;
 pub mod pod_termination;
 
 pub use crds::{CrdController, CrdRegistrar};
 pub use event_ttl::EventTtlController;
 pub use garbage_collector::GarbageCollector;
 pub use namespaces::NamespaceController;
+pub use node_lifecycle::NodeLifecycleController;
+pub use node_registration::{NodeConfig, NodeRegistration};
 pub use pod_termination::PodTerminationController;
