@@ -226,17 +226,26 @@ impl Drop for MeshNode {
 pub struct Mesh {
     pub nodes: Vec<MeshNode>,
     root: tempfile::TempDir,
+    /// `up` flags every node of this mesh gets (`start_with`).
+    common: Vec<String>,
 }
 
 impl Mesh {
     /// Starts node 1 (a new mesh), then nodes 2..=n joining through it, each ready.
     pub fn start(n: usize) -> Result<Mesh, HarnessError> {
+        Self::start_with(n, &[])
+    }
+
+    /// `start` with extra `up` flags for every node, joiners added later included.
+    pub fn start_with(n: usize, extra: &[&str]) -> Result<Mesh, HarnessError> {
         let root = tempfile::Builder::new().prefix("beemesh-mesh-").tempdir()?;
+        let common: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let mut mesh = Mesh {
             nodes: Vec::new(),
             root,
+            common: common.clone(),
         };
-        let mut first = MeshNode::new(mesh.root.path(), "node-1", Vec::new());
+        let mut first = MeshNode::new(mesh.root.path(), "node-1", common);
         first.start()?;
         mesh.nodes.push(first);
         for _ in 1..n {
@@ -255,11 +264,9 @@ impl Mesh {
         })?;
         let token = first.join_token()?;
         let name = format!("node-{}", self.nodes.len() + 1);
-        Ok(MeshNode::new(
-            self.root.path(),
-            &name,
-            vec!["--join".into(), join, "--join-token".into(), token],
-        ))
+        let mut extra = vec!["--join".into(), join, "--join-token".into(), token];
+        extra.extend(self.common.iter().cloned());
+        Ok(MeshNode::new(self.root.path(), &name, extra))
     }
 
     /// Starts one more node joining the mesh and waits until it is ready.
