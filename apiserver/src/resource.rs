@@ -896,6 +896,14 @@ fn record_update(
     new: &mut Value,
 ) {
     let mut defaulted = new.clone();
+    // Decoded as the service will decode it (quantities canonical, unknown fields gone);
+    // a body that does not decode is refused by the service, whatever is recorded here.
+    let _ = beemesh_translator::validation::validate_and_prune(
+        res,
+        fields.catalog(),
+        &mut defaulted,
+        FieldValidation::Ignore,
+    );
     beemesh_translator::defaulting::apply_defaults(res, &mut defaulted);
     fields.update(live, new, &defaulted);
 }

@@ -492,3 +492,42 @@ spec:
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn non_canonical_quantities_are_no_op_writes() {
+    let node = Node::start().await;
+    const LR: &str = "/api/v1/namespaces/default/limitranges";
+    let lr = "apiVersion: v1
+kind: LimitRange
+metadata:
+  name: defaults
+spec:
+  limits:
+  - type: Container
+    defaultRequest:
+      cpu: 0.1
+";
+    let r = apply(&node, &format!("{LR}/defaults"), "fieldManager=me", lr).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        r.json()["spec"]["limits"][0]["defaultRequest"]["cpu"],
+        "100m"
+    );
+    let before = node.revision();
+    // Re-applying `0.1` over the stored `100m` is no change (upstream compares decoded
+    // objects and keeps managedFields timestamps when only they would move).
+    let r = apply(&node, &format!("{LR}/defaults"), "fieldManager=me", lr).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(node.revision(), before);
+    // The same through a patch by another manager: no ownership moves, no write.
+    let r = node
+        .patch(&format!("{LR}/defaults?fieldManager=other"))
+        .strategic(
+            &json!({"spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": 0.1}}]}}),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(node.revision(), before);
+    assert!(entries(&r.json()).iter().all(|e| e["manager"] != "other"));
+}

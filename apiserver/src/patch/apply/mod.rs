@@ -42,6 +42,7 @@ pub struct FieldManager<'a> {
     api_version: String,
     subresource: String,
     manager: String,
+    catalog: &'a Catalog,
 }
 
 /// The manager name of a request: `fieldManager`, or what precedes the first `/` of the
@@ -213,7 +214,13 @@ impl<'a> FieldManager<'a> {
             api_version: res.api_version(),
             subresource: subresource.unwrap_or("").to_string(),
             manager,
+            catalog,
         }
+    }
+
+    /// The schemas objects of this write are decoded with.
+    pub fn catalog(&self) -> &'a Catalog {
+        self.catalog
     }
 
     fn who(&self, operation: Operation) -> Who {
