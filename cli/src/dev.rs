@@ -34,6 +34,15 @@ pub struct DevArgs {
     #[arg(long = "event-ttl", value_name = "DURATION", default_value = "1h0m0s",
           value_parser = crate::go_duration::parse)]
     pub event_ttl: std::time::Duration,
+    /// How long a Node's Lease may go unrenewed before it is marked NotReady, on every
+    /// node (`up --node-monitor-grace-period`).
+    #[arg(long = "node-monitor-grace-period", value_name = "DURATION", default_value = "40s",
+          value_parser = crate::go_duration::parse)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// The node Leases' duration, on every node (`up --node-lease-duration-seconds`).
+    #[arg(long = "node-lease-duration-seconds", value_name = "SECONDS", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_lease_duration_seconds: u32,
 }
 
 /// What a node printed that `dev` needs.
@@ -94,7 +103,11 @@ fn spawn_node(
         .arg("--node-name")
         .arg(&name)
         .arg("--event-ttl")
-        .arg(crate::go_duration::format(args.event_ttl));
+        .arg(crate::go_duration::format(args.event_ttl))
+        .arg("--node-monitor-grace-period")
+        .arg(crate::go_duration::format(args.node_monitor_grace_period))
+        .arg("--node-lease-duration-seconds")
+        .arg(args.node_lease_duration_seconds.to_string());
     if let Some((addr, token_file)) = join {
         command
             .arg("--join")

@@ -175,11 +175,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let service = ObjectService::new(store, registry.clone(), catalog);
     // Custom resources are served from the first request: the CRDs this replica holds are
     // registered now, and every later CRD change on this node's replica as it lands.
-    let registrar = beemesh_workloads::CrdRegistrar::new(service.clone());
-    if let Err(e) = registrar.sync() {
-        tracing::warn!(error = %e, "registering custom resources failed");
-    }
-    tokio::spawn(registrar.run());
+    beemesh_workloads::CrdRegistrar::new(service.clone()).start();
     // ServiceAccount tokens are signed with the mesh CA key, which every member holds,
     // so a token issued by one node verifies on all of them and across restarts.
     let state = AppState::with_pki(service.clone(), &pki);
@@ -231,9 +227,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         state,
         pki.ca_cert_pem.clone(),
         local,
-        args.event_ttl,
-        node,
-        args.node_monitor_grace_period,
+        Controllers {
+            event_ttl: args.event_ttl,
+            node,
+            node_monitor_grace_period: args.node_monitor_grace_period,
+        },
     ));
 
     tokio::select! {
@@ -246,6 +244,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the controllers started at readiness are configured with.
+struct Controllers {
+    event_ttl: Duration,
+    node: NodeConfig,
+    node_monitor_grace_period: Duration,
+}
+
 /// Ready = serving and caught up with the mesh: system namespaces and controllers start
 /// only on a synced replica (a node still catching up would create duplicates).
 async fn become_ready(
@@ -254,10 +259,13 @@ async fn become_ready(
     state: AppState,
     ca_pem: String,
     api: std::net::SocketAddr,
-    event_ttl: Duration,
-    node: NodeConfig,
-    node_monitor_grace_period: Duration,
+    controllers: Controllers,
 ) {
+    let Controllers {
+        event_ttl,
+        node,
+        node_monitor_grace_period,
+    } = controllers;
     let node_name = node.name.clone();
     let started = std::time::Instant::now();
     mesh.synced().await;
@@ -424,6 +432,21 @@ mod tests {
             bad.contains("--join-token") && bad.contains("bm1."),
             "{bad}"
         );
+    }
+
+    #[test]
+    fn the_internal_ip_is_the_api_ip_else_a_specific_p2p_ip() {
+        let p2p: Vec<Multiaddr> = vec!["/ip4/10.0.0.7/tcp/4001".parse().unwrap()];
+        assert_eq!(
+            internal_ip("192.168.1.2".parse().unwrap(), &p2p),
+            "192.168.1.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            internal_ip("0.0.0.0".parse().unwrap(), &p2p),
+            "10.0.0.7".parse::<IpAddr>().unwrap()
+        );
+        let unspecified: Vec<Multiaddr> = vec!["/ip4/0.0.0.0/tcp/4001".parse().unwrap()];
+        assert!(!internal_ip("0.0.0.0".parse().unwrap(), &unspecified).is_unspecified());
     }
 
     #[test]
