@@ -159,6 +159,18 @@ pub fn parse_resource_path(
     if rest.is_empty() {
         return Ok(None);
     }
+    // A custom resource whose CRD this node has just seen established may not be
+    // registered yet: let the registry catch up before answering 404.
+    if !group.is_empty() {
+        let plural = match rest {
+            ["namespaces", _, plural, ..] => plural,
+            [plural, ..] => plural,
+            [] => "",
+        };
+        if registry.get(group, version, plural).is_none() {
+            registry.refresh();
+        }
+    }
     let lookup = |plural: &str| {
         registry
             .get(group, version, plural)
@@ -229,4 +241,53 @@ pub fn parse_resource_path(
         return Err(not_found_path(path));
     }
     Ok(Some(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use beemesh_translator::{Registry, RegistryRefresh, ResourceInfo};
+
+    use super::parse_resource_path;
+
+    /// Registers `widgets.example.com/v1` when asked, as the CRD registrar does for a CRD
+    /// its watch has not caught up with yet.
+    struct LateRegistrar(Arc<Registry>);
+
+    impl RegistryRefresh for LateRegistrar {
+        fn refresh(&self) {
+            self.0.insert(ResourceInfo {
+                group: "example.com".into(),
+                version: "v1".into(),
+                kind: "Widget".into(),
+                plural: "widgets".into(),
+                singular: "widget".into(),
+                namespaced: true,
+                verbs: vec!["get".into(), "list".into(), "create".into()],
+                list_kind: "WidgetList".into(),
+                ..ResourceInfo::default()
+            });
+        }
+    }
+
+    #[test]
+    fn an_unknown_resource_lets_the_registry_catch_up_before_404() {
+        let registry = Arc::new(Registry::new());
+        let path = "/apis/example.com/v1/namespaces/default/widgets/w1";
+        assert!(parse_resource_path(&registry, path).is_err());
+
+        let hook: Arc<dyn RegistryRefresh> = Arc::new(LateRegistrar(registry.clone()));
+        registry.set_refresher(Arc::downgrade(&hook));
+        let target = parse_resource_path(&registry, path)
+            .expect("resolved after the refresh")
+            .expect("a resource path");
+        assert_eq!(target.resource.kind, "Widget");
+        assert_eq!(target.name.as_deref(), Some("w1"));
+
+        // The registry holds the hook weakly: once its owner is gone, a miss is a miss.
+        drop(hook);
+        assert!(!registry.refresh());
+        assert!(parse_resource_path(&registry, "/apis/example.com/v1/gadgets").is_err());
+    }
 }

@@ -20,9 +20,7 @@ const WIDGETS: &str = "/apis/example.com/v1/namespaces/default/widgets";
 async fn node() -> Node {
     let node = Node::start().await;
     let service = node.state.service.clone();
-    let registrar = CrdRegistrar::new(service.clone());
-    registrar.sync().unwrap();
-    tokio::spawn(registrar.run());
+    CrdRegistrar::new(service.clone()).start();
     tokio::spawn(CrdController::new(service).run());
     node
 }

@@ -485,9 +485,7 @@ async fn cluster_scoped_owners_and_legacy_cascading_delete() {
 async fn custom_resources_added_at_run_time_own_and_are_resolved_later() {
     let node = node_with_gc().await;
     let service = node.state.service.clone();
-    let registrar = beemesh_workloads::CrdRegistrar::new(service.clone());
-    registrar.sync().unwrap();
-    tokio::spawn(registrar.run());
+    beemesh_workloads::CrdRegistrar::new(service.clone()).start();
     tokio::spawn(beemesh_workloads::CrdController::new(service).run());
     // A reference to a kind nobody serves yet is left alone...
     let mut early = configmap("early", json!({}));

@@ -21,4 +21,4 @@ pub mod strategy;
 pub mod validation;
 
 pub use error::{ApiError, Cause, Subject};
-pub use registry::{GroupInfo, Registry, ResourceInfo, SubresourceInfo};
+pub use registry::{GroupInfo, Registry, RegistryRefresh, ResourceInfo, SubresourceInfo};

@@ -112,6 +112,30 @@ pub struct Registry {
     /// Bumped on every insert and remove, so documents derived from the registry (OpenAPI)
     /// can tell cheaply whether they are stale.
     generation: AtomicU64,
+    /// Asked to catch up when a request names a resource the registry does not know.
+    refresher: RwLock<Refresher>,
+}
+
+/// Brings the registry up to date on demand. The CRD registrar is one: a CRD can be
+/// visible as Established (and a client start using its kind) a moment before the
+/// registrar's watch has registered it; a request for an unknown resource asks first.
+pub trait RegistryRefresh: Send + Sync {
+    fn refresh(&self);
+}
+
+/// A weak link to the refresher, so the registry (held by everything) does not keep the
+/// registrar (which holds the registry) alive.
+#[derive(Default)]
+struct Refresher(Option<std::sync::Weak<dyn RegistryRefresh>>);
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Refresher(set)"
+        } else {
+            "Refresher(none)"
+        })
+    }
 }
 
 impl Registry {
@@ -148,6 +172,28 @@ impl Registry {
     }
 
     /// Changes whenever a resource is inserted or removed.
+    /// Installs the hook `refresh` calls.
+    pub fn set_refresher(&self, refresher: std::sync::Weak<dyn RegistryRefresh>) {
+        self.refresher.write().0 = Some(refresher);
+    }
+
+    /// Lets the refresher (if any) catch up now; returns whether one ran.
+    pub fn refresh(&self) -> bool {
+        let hook = self
+            .refresher
+            .read()
+            .0
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade);
+        match hook {
+            Some(hook) => {
+                hook.refresh();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

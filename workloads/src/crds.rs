@@ -16,7 +16,7 @@ use std::time::Duration;
 use beemesh_translator::crd::{self, serving};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339};
 use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
-use beemesh_translator::{ApiError, ResourceInfo};
+use beemesh_translator::{ApiError, RegistryRefresh, ResourceInfo};
 use serde_json::{Value, json};
 
 /// How often everything is re-checked even without a change.
@@ -79,6 +79,16 @@ pub struct CrdRegistrar {
     service: ObjectService,
     /// What this registrar inserted: (group, version, plural) -> the resource.
     registered: std::sync::Mutex<BTreeMap<(String, String, String), ResourceInfo>>,
+    /// Held for a whole pass (see `sync`).
+    pass: std::sync::Mutex<()>,
+}
+
+impl RegistryRefresh for CrdRegistrar {
+    fn refresh(&self) {
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "registering custom resources on demand failed");
+        }
+    }
 }
 
 impl CrdRegistrar {
@@ -86,12 +96,35 @@ impl CrdRegistrar {
         CrdRegistrar {
             service,
             registered: std::sync::Mutex::new(BTreeMap::new()),
+            pass: std::sync::Mutex::new(()),
         }
+    }
+
+    /// Registers what this replica's CRDs serve now, lets requests for a resource not yet
+    /// registered ask for a pass (`Registry::refresh`), and follows every later CRD change.
+    pub fn start(self) -> Arc<Self> {
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "registering custom resources failed");
+        }
+        let registrar = Arc::new(self);
+        let hook: Arc<dyn RegistryRefresh> = registrar.clone();
+        registrar
+            .service
+            .registry
+            .set_refresher(Arc::downgrade(&hook));
+        tokio::spawn(registrar.clone().run());
+        registrar
     }
 
     /// One pass: inserts what established CRDs serve, replaces what changed, removes what
     /// no CRD serves any more.
     pub fn sync(&self) -> Result<(), ApiError> {
+        // One pass at a time, each reading the replica under the lock: a pass that read an
+        // older list must not undo what a newer one registered.
+        let _pass = self
+            .pass
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let crds = crd_resource(&self.service)?;
         let mut desired: BTreeMap<(String, String, String), ResourceInfo> = BTreeMap::new();
         for crd in list_all(&self.service, &crds)? {
@@ -136,7 +169,7 @@ impl CrdRegistrar {
     }
 
     /// Runs forever: a pass on every CRD change (and every `RESYNC`).
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>) {
         loop {
             let from = self.service.store.revision();
             if let Err(e) = self.sync() {
