@@ -1440,9 +1440,6 @@ fn scale_of(res: &ResourceInfo, obj: &Value) -> Value {
     if let Some(scale) = beemesh_translator::crd::scale_spec(res) {
         return beemesh_translator::crd::scale_view(scale, obj);
     }
-    if let Some(scale) = beemesh_translator::crd::scale_spec(res) {
-        return beemesh_translator::crd::scale_view(scale, obj);
-    }
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let selector = obj
         .pointer("/spec/selector")
