@@ -270,6 +270,8 @@ impl NodeLifecycleController {
         // Forget nodes that are gone or homed elsewhere now (a new home starts afresh).
         self.observed
             .retain(|name, _| mine.iter().any(|(n, _)| n == name));
+        self.first_seen
+            .retain(|(name, _), _| mine.iter().any(|(n, _)| n == name));
         let mut next = None;
         for (name, node) in mine {
             match self.reconcile(&nodes, &name, node).await {
