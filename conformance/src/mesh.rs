@@ -145,6 +145,15 @@ impl MeshNode {
         let _ = child.wait();
     }
 
+    /// Kills the node outright (SIGKILL: no goodbye to its peers, no final writes) and
+    /// keeps its data directory.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Whether the process is running.
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -1,7 +1,7 @@
 //! BeeMesh nodes as Kubernetes Nodes, on a 3-node mesh through real kubectl: every node
 //! registers a Ready Node and renews its Lease in `kube-node-lease`; `get nodes` (plain
 //! and wide) and `describe node` read as upstream's; cordon/uncordon set
-//! `spec.unschedulable` and the `node.kubernetes.io/unschedulable` taint; a stopped node
+//! `spec.unschedulable` and the `node.kubernetes.io/unschedulable` taint; a killed node
 //! turns NotReady (Unknown) with the unreachable taints within the grace period plus a
 //! measured bound, its pods that do not tolerate that are evicted, and it is Ready again,
 //! untainted, after a restart.
@@ -256,7 +256,7 @@ fn nodes_listed_and_cordoned() -> String {
     )
 }
 
-/// A stopped node turns NotReady with the unreachable taints, its intolerant pod is
+/// A killed node (SIGKILL) turns NotReady with the unreachable taints, its intolerant pod is
 /// evicted while a pod with the default 300 s toleration stays, and it is Ready again,
 /// untainted, after a restart.
 fn nodes_lost_and_back() -> String {
@@ -308,7 +308,7 @@ fn nodes_lost_and_back() -> String {
         "{patient}"
     );
 
-    mesh.node_mut(2).stop();
+    mesh.node_mut(2).kill();
     let stopped = Instant::now();
     let limit = GRACE + NOT_READY_SLACK;
     wait_until("node-3 NotReady with unreachable taints", limit, || {
@@ -365,7 +365,7 @@ fn nodes_lost_and_back() -> String {
     );
     let ready_after = restarted.elapsed();
     format!(
-        "stopped node NotReady + unreachable taints after {} ms (grace {} ms, bound {} ms); 1 s-tolerating pod evicted, 300 s one kept; Ready and untainted {} ms after restart",
+        "killed node NotReady + unreachable taints after {} ms (grace {} ms, bound {} ms); 1 s-tolerating pod evicted, 300 s one kept; Ready and untainted {} ms after restart",
         not_ready_after.as_millis(),
         GRACE.as_millis(),
         limit.as_millis(),
