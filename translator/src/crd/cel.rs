@@ -4,10 +4,11 @@
 //! `oldSelf`, are skipped on create and where no old value correlates, as upstream does).
 //! `message`, `messageExpression`, `reason` and `fieldPath` shape the cause.
 //!
-//! Not covered (see ADR 0007): cost limits and estimation, the Kubernetes CEL libraries
-//! (`isSorted`, `quantity`, `url`, `ip`, `format` ...), type-checking at CRD creation (rules
-//! are only parsed), `optionalOldSelf`, and timestamps/durations (the crate's chrono
-//! feature is off).
+//! Of the Kubernetes CEL libraries, `library` adds `duration` (for comparisons), `isIP`,
+//! `isCIDR`, `isURL`, `lowerAscii` and `upperAscii`. Not covered (see ADR 0007): cost limits
+//! and estimation, the rest of those libraries (`isSorted`, `quantity`, `url`, `ip`,
+//! `format` ...: rules calling them are skipped), type-checking at CRD creation (rules are
+//! only parsed), `optionalOldSelf`, and timestamps (the crate's chrono feature is off).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use serde_json::Value;
 
 use crate::error::Cause;
 use crate::validation::field;
+
+mod library;
 
 /// Parses a rule; the error is the parser's message.
 pub fn compile(expr: &str) -> Result<cel::Program, String> {
@@ -274,6 +277,7 @@ fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: 
         return;
     }
     let mut ctx = cel::Context::default();
+    library::install(&mut ctx);
     ctx.add_variable_from_value("self", to_cel(v));
     if let Some(old) = old {
         ctx.add_variable_from_value("oldSelf", to_cel(old));
@@ -461,10 +465,9 @@ mod tests {
     #[test]
     fn rules_needing_unsupported_libraries_are_skipped() {
         for rule in [
-            "isURL(self.u)",
-            "self.u.lowerAscii() == 'x'",
             "quantity(self.u).isInteger()",
-            "[self.u].all(h, !isIP(h))",
+            "url(self.u).getScheme() == 'https'",
+            "ip(self.u).family() == 4",
         ] {
             let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
                 "properties": {"u": {"type": "string"}},
@@ -472,6 +475,69 @@ mod tests {
             let causes = validate(&schema, &json!({"spec": {"u": "HTTP"}}), None);
             assert!(causes.is_empty(), "{rule}: {causes:?}");
         }
+    }
+
+    /// What real CRDs call from the Kubernetes libraries is evaluated, not skipped:
+    /// Gateway API's timeouts rule, Istio's address and URL rules.
+    #[test]
+    fn kubernetes_library_functions_are_evaluated() {
+        let timeouts = "!(has(self.request) && has(self.backendRequest) && duration(self.request) != duration('0s') && duration(self.backendRequest) > duration(self.request))";
+        for (rule, spec, want) in [
+            (
+                timeouts,
+                json!({"request": "1s", "backendRequest": "500ms"}),
+                true,
+            ),
+            (
+                timeouts,
+                json!({"request": "1s", "backendRequest": "5s"}),
+                false,
+            ),
+            (
+                timeouts,
+                json!({"request": "0s", "backendRequest": "5s"}),
+                true,
+            ),
+            (
+                "duration(self.request) >= duration('1ms')",
+                json!({"request": "15s"}),
+                true,
+            ),
+            (
+                "self.addrs.all(a, isCIDR(a) || isIP(a))",
+                json!({"addrs": ["10.0.0.0/8", "2001:db8::1"]}),
+                true,
+            ),
+            (
+                "self.addrs.all(a, isCIDR(a) || isIP(a))",
+                json!({"addrs": ["not-an-ip"]}),
+                false,
+            ),
+            (
+                "isURL(self.u)",
+                json!({"u": "oci://registry:5000/plugin:latest"}),
+                true,
+            ),
+            ("isURL(self.u)", json!({"u": "HTTP"}), false),
+            ("self.u.lowerAscii() == 'http'", json!({"u": "HTTP"}), true),
+            ("self.u.upperAscii() == 'HTTP'", json!({"u": "http"}), true),
+        ] {
+            let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "x-kubernetes-validations": [{"rule": rule}]}}});
+            let causes = validate(&schema, &json!({"spec": spec}), None);
+            assert_eq!(causes.is_empty(), want, "{rule} on {spec}: {causes:?}");
+        }
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "x-kubernetes-validations": [{"rule": "duration(self.d) > duration('1s')"}]}}});
+        let causes = validate(&schema, &json!({"spec": {"d": "soon"}}), None);
+        assert_eq!(causes.len(), 1);
+        assert!(
+            causes[0].message.contains("invalid duration"),
+            "{}",
+            causes[0].message
+        );
     }
 
     #[test]
