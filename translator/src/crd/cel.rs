@@ -126,7 +126,16 @@ enum FieldAt<'s> {
 }
 
 fn field_schema<'s>(node: &'s Value, f: &str) -> FieldAt<'s> {
-    if let Some(p) = node.get("properties").and_then(|p| p.get(f)) {
+    if let Some(p) = node
+        .get("properties")
+        .and_then(Value::as_object)
+        .and_then(|props| {
+            props
+                .iter()
+                .find(|(name, _)| escape_property(name).as_deref() == Some(f))
+                .map(|(_, p)| p)
+        })
+    {
         return FieldAt::Known(p);
     }
     // apiVersion, kind and metadata exist on every object at the root.
@@ -153,7 +162,99 @@ fn field_schema<'s>(node: &'s Value, f: &str) -> FieldAt<'s> {
     }
 }
 
-/// A JSON value as CEL sees it: whole numbers are `int`, objects are maps.
+/// CEL's reserved words: a property so named is selected as `__name__` (`p.__namespace__`).
+const CEL_RESERVED: [&str; 21] = [
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+];
+
+/// Upstream's property-name escaping (apiserver `cel.Escape`): reserved words become
+/// `__word__`; otherwise `__` → `__underscores__`, `.` → `__dot__`, `-` → `__dash__`,
+/// `/` → `__slash__`. None for a name CEL cannot select (outside `[a-zA-Z_.-/][a-zA-Z0-9_.-/]*`).
+pub fn escape_property(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '_' | '.' | '-' | '/'));
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+    {
+        return None;
+    }
+    if CEL_RESERVED.contains(&name) {
+        return Some(format!("__{name}__"));
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        if rest.starts_with("__") {
+            out.push_str("__underscores__");
+            rest = &rest[2..];
+            continue;
+        }
+        match c {
+            '.' => out.push_str("__dot__"),
+            '-' => out.push_str("__dash__"),
+            '/' => out.push_str("__slash__"),
+            _ => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Some(out)
+}
+
+/// A JSON value as CEL sees it at a schema node: whole numbers are `int`, objects are
+/// maps. An object with `properties` is a CEL object whose field names are escaped
+/// (`escape_property`); a map's (`additionalProperties`) keys stay as they are.
+pub fn to_cel_at(schema: &Value, v: &Value) -> cel::Value {
+    match v {
+        Value::Array(items) => {
+            let sub = schema.get("items").unwrap_or(&Value::Null);
+            cel::Value::List(Arc::new(items.iter().map(|i| to_cel_at(sub, i)).collect()))
+        }
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            let m: HashMap<String, cel::Value> = match props {
+                Some(props) => map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let sub = props.get(k).unwrap_or(&Value::Null);
+                        escape_property(k).map(|name| (name, to_cel_at(sub, v)))
+                    })
+                    .collect(),
+                None => {
+                    let sub = extra.unwrap_or(&Value::Null);
+                    map.iter()
+                        .map(|(k, v)| (k.clone(), to_cel_at(sub, v)))
+                        .collect()
+                }
+            };
+            cel::Value::from(m)
+        }
+        _ => to_cel(v),
+    }
+}
+
+/// A JSON value as CEL sees it without a schema: whole numbers are `int`, objects are maps.
 pub fn to_cel(v: &Value) -> cel::Value {
     match v {
         Value::Null => cel::Value::Null,
@@ -195,7 +296,7 @@ fn walk(
     }
     if let Some(Value::Array(rules)) = schema.get("x-kubernetes-validations") {
         for rule in rules {
-            check_rule(rule, v, old, path, causes);
+            check_rule(rule, schema, v, old, path, causes);
         }
     }
     match v {
@@ -257,7 +358,14 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: &mut Vec<Cause>) {
+fn check_rule(
+    rule: &Value,
+    schema: &Value,
+    v: &Value,
+    old: Option<&Value>,
+    path: &str,
+    causes: &mut Vec<Cause>,
+) {
     let Some(expr) = rule.get("rule").and_then(Value::as_str) else {
         return;
     };
@@ -278,9 +386,9 @@ fn check_rule(rule: &Value, v: &Value, old: Option<&Value>, path: &str, causes: 
     }
     let mut ctx = cel::Context::default();
     library::install(&mut ctx);
-    ctx.add_variable_from_value("self", to_cel(v));
+    ctx.add_variable_from_value("self", to_cel_at(schema, v));
     if let Some(old) = old {
-        ctx.add_variable_from_value("oldSelf", to_cel(old));
+        ctx.add_variable_from_value("oldSelf", to_cel_at(schema, old));
     }
     let outcome =
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| program.execute(&ctx))) {
@@ -537,6 +645,46 @@ mod tests {
             causes[0].message.contains("invalid duration"),
             "{}",
             causes[0].message
+        );
+    }
+
+    /// Properties named like CEL keywords or with `-`, `.`, `/`, `__` are selected by their
+    /// escaped names (Gateway API's parentRefs rule reads `p.__namespace__`); map keys are not.
+    #[test]
+    fn property_names_are_escaped_as_upstream() {
+        assert_eq!(
+            escape_property("namespace").as_deref(),
+            Some("__namespace__")
+        );
+        assert_eq!(
+            escape_property("a-b.c/d").as_deref(),
+            Some("a__dash__b__dot__c__slash__d")
+        );
+        assert_eq!(
+            escape_property("x__y").as_deref(),
+            Some("x__underscores__y")
+        );
+        assert_eq!(escape_property("9lives"), None);
+        let rule = "self.all(p1, self.all(p2, p1.name == p2.name && ((!has(p1.__namespace__) && !has(p2.__namespace__)) || (has(p1.__namespace__) && has(p2.__namespace__) && p1.__namespace__ == p2.__namespace__)) ? ((!has(p1.sectionName)) == (!has(p2.sectionName))) : true))";
+        let schema = json!({"type": "object", "properties": {"refs": {"type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"},
+                "namespace": {"type": "string"}, "sectionName": {"type": "string"}}},
+            "x-kubernetes-validations": [{"rule": rule}]}}});
+        let other_namespaces = json!({"refs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "b", "sectionName": "x"}]});
+        assert!(validate(&schema, &other_namespaces, None).is_empty());
+        let same_namespace = json!({"refs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "a", "sectionName": "x"}]});
+        assert_eq!(validate(&schema, &same_namespace, None).len(), 1);
+        assert!(check_fields("self.refs[0].__namespace__ == 'a'", &schema).is_ok());
+        let labels = json!({"type": "object", "properties": {"labels": {"type": "object",
+            "additionalProperties": {"type": "string"},
+            "x-kubernetes-validations": [{"rule": "self['app.kubernetes.io/name'] == 'web' && self.all(k, !k.contains('*'))"}]}}});
+        assert!(
+            validate(
+                &labels,
+                &json!({"labels": {"app.kubernetes.io/name": "web"}}),
+                None
+            )
+            .is_empty()
         );
     }
 
