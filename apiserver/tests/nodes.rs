@@ -42,6 +42,22 @@ fn condition<'a>(node: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or(&Value::Null)
 }
 
+/// Reasons of the events in `default` about `kind`/`name`.
+async fn event_reasons(node: &Node, kind: &str, name: &str) -> Vec<String> {
+    let list = node
+        .get("/api/v1/namespaces/default/events")
+        .send()
+        .await
+        .json();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["kind"] == kind && e["involvedObject"]["name"] == name)
+        .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_registered_node_reads_as_the_kubelet_writes_it() {
     let node = Node::start().await;
@@ -101,6 +117,12 @@ async fn a_registered_node_reads_as_the_kubelet_writes_it() {
     reg.register().await.unwrap();
     let after = node.get("/api/v1/nodes/sim-1").send().await.json();
     assert_eq!(after["metadata"]["uid"], got["metadata"]["uid"]);
+
+    // The kubelet's events: Starting and the conditions it set, on the Node.
+    let reasons = event_reasons(&node, "Node", "sim-1").await;
+    for want in ["Starting", "NodeHasSufficientMemory", "NodeReady"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
 
     let table = node
         .get("/api/v1/nodes")
@@ -255,6 +277,14 @@ async fn a_silent_node_turns_unknown_tainted_and_loses_intolerant_pods() {
         .cloned()
         .unwrap_or(Value::Null);
     assert_eq!(target["reason"], "DeletionByTaintManager", "{evicted}");
+    assert_eq!(
+        event_reasons(&node, "Node", "silent").await,
+        ["NodeNotReady"]
+    );
+    assert_eq!(
+        event_reasons(&node, "Pod", "intolerant").await,
+        ["TaintManagerEviction"]
+    );
     let kept = node.get(&format!("{pods}/forever")).send().await.json();
     assert!(kept["metadata"]["deletionTimestamp"].is_null(), "{kept}");
 

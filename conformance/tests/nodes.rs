@@ -223,6 +223,8 @@ fn nodes_listed_and_cordoned() -> String {
         "InternalIP:  127.0.0.1",
         "Container Runtime Version:  beemesh://",
         "Taints:             <none>",
+        "Starting kubelet.",
+        "Node node-2 status is now: NodeReady",
     ] {
         assert!(
             described.stdout.contains(needle),
@@ -329,6 +331,16 @@ fn nodes_lost_and_back() -> String {
     for k in ["node-1", "node-2"] {
         assert_eq!(status_of(&k1, k), "Ready", "{k} stays Ready");
     }
+    wait_until(
+        "describe shows NodeNotReady",
+        Duration::from_secs(5),
+        || {
+            let d = k1.run(&["describe", "node", "node-3"]);
+            d.stdout
+                .contains("Node node-3 status is now: NodeNotReady")
+                .then_some(())
+        },
+    );
 
     let evicted = wait_until("pod short is evicted", Duration::from_secs(10), || {
         let r = api.get(&format!("{pods}/short")).ok()?;

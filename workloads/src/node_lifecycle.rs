@@ -26,7 +26,10 @@ use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::node_registration::NODE_LEASE_NAMESPACE;
+use crate::node_registration::{Involved, NODE_LEASE_NAMESPACE, record_event};
+
+/// The component name upstream's node lifecycle controller records events as.
+const CONTROLLER: &str = "node-controller";
 
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -341,8 +344,26 @@ impl NodeLifecycleController {
                 )
                 .await?;
             node = written.object;
-            if was_ready && let Err(e) = self.mark_pods_not_ready(name).await {
-                tracing::warn!(node = name, error = %e, "marking the node's pods not ready failed");
+            if was_ready {
+                // Node events carry the name as uid (the kubelet's convention, which
+                // `kubectl describe node` searches by).
+                record_event(
+                    &self.service,
+                    Involved {
+                        kind: "Node",
+                        namespace: None,
+                        name,
+                        uid: name,
+                    },
+                    (CONTROLLER, ""),
+                    "Normal",
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                )
+                .await;
+                if let Err(e) = self.mark_pods_not_ready(name).await {
+                    tracing::warn!(node = name, error = %e, "marking the node's pods not ready failed");
+                }
             }
         }
 
@@ -421,7 +442,22 @@ impl NodeLifecycleController {
                 )
                 .await;
             match result {
-                Ok(_) => {}
+                Ok(_) => {
+                    record_event(
+                        &self.service,
+                        Involved {
+                            kind: "Pod",
+                            namespace: Some(&ns),
+                            name: &name,
+                            uid: str_at(&pod, "/metadata/uid"),
+                        },
+                        (CONTROLLER, ""),
+                        "Warning",
+                        "NodeNotReady",
+                        "Node is not ready",
+                    )
+                    .await;
+                }
                 Err(e) if e.code() == 404 || e.code() == 409 => {}
                 Err(e) => return Err(e),
             }
@@ -549,6 +585,20 @@ impl NodeLifecycleController {
             Err(e) if e.code() == 404 || e.code() == 409 => return Ok(()),
             Err(e) => return Err(e),
         }
+        record_event(
+            &self.service,
+            Involved {
+                kind: "Pod",
+                namespace: Some(&ns),
+                name: &name,
+                uid: &uid,
+            },
+            ("taint-eviction-controller", ""),
+            "Normal",
+            "TaintManagerEviction",
+            &format!("Marking for deletion Pod {ns}/{name}"),
+        )
+        .await;
         let opts = DeleteOptions {
             preconditions: beemesh_translator::store::Preconditions {
                 uid: Some(uid),

@@ -306,6 +306,56 @@ fn without_heartbeats(status: &Value) -> Value {
     s
 }
 
+/// What an Event is about.
+#[derive(Clone, Copy)]
+pub(crate) struct Involved<'a> {
+    pub kind: &'a str,
+    pub namespace: Option<&'a str>,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// Records a core/v1 Event as client-go's recorder writes it (name `<object>.<hex
+/// nanos>`, count 1, first = last timestamp). Node events live in `default`, as
+/// upstream's. A failure is logged: an event is never worth failing the work it reports.
+pub(crate) async fn record_event(
+    service: &ObjectService,
+    involved: Involved<'_>,
+    component: (&str, &str),
+    kind: &str,
+    reason: &str,
+    message: &str,
+) {
+    let Some(events) = service.registry.get("", "v1", "events") else {
+        return;
+    };
+    let ns = involved.namespace.unwrap_or("default");
+    let now = rfc3339_now();
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    let (component, host) = component;
+    let mut object = json!({"apiVersion": "v1", "kind": involved.kind, "name": involved.name,
+                            "uid": involved.uid});
+    if let Some(namespace) = involved.namespace {
+        object["namespace"] = json!(namespace);
+    }
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{}.{nanos:x}", involved.name), "namespace": ns},
+        "involvedObject": object,
+        "reason": reason, "message": message, "type": kind,
+        "source": if host.is_empty() { json!({"component": component}) }
+                  else { json!({"component": component, "host": host}) },
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "reportingComponent": component, "reportingInstance": host,
+    });
+    if let Err(e) = service
+        .create(&events, Some(ns), event, &WriteOptions::default())
+        .await
+    {
+        tracing::debug!(error = %e, reason, "recording an event failed");
+    }
+}
+
 /// Registers this node's Node and keeps it and its Lease current.
 pub struct NodeRegistration {
     service: ObjectService,
@@ -426,6 +476,7 @@ impl NodeRegistration {
         {
             Ok(written) => {
                 tracing::info!(node = name, "registered the Node");
+                self.record_start_events(None).await;
                 return Ok(written.object);
             }
             Err(e) if e.code() == 409 => {}
@@ -466,7 +517,58 @@ impl NodeRegistration {
         }
         let node = self.post_status(true).await?;
         tracing::info!(node = name, "the Node exists; updated it");
+        self.record_start_events(Some(&current)).await;
         Ok(node)
+    }
+
+    /// The kubelet's events on start: `Starting`, then a `NodeReady`-style event per
+    /// condition that the registration set or changed (`before` is the Node as found).
+    async fn record_start_events(&self, before: Option<&Value>) {
+        let name = self.config.name.as_str();
+        // The kubelet's recorder uses the node's name as the involved object's uid.
+        let node = Involved {
+            kind: "Node",
+            namespace: None,
+            name,
+            uid: name,
+        };
+        record_event(
+            &self.service,
+            node,
+            ("kubelet", name),
+            "Normal",
+            "Starting",
+            "Starting kubelet.",
+        )
+        .await;
+        for (kind, status, _, _) in CONDITIONS {
+            let was = before
+                .and_then(|n| n.pointer("/status/conditions"))
+                .and_then(Value::as_array)
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+                })
+                .and_then(|c| c.get("status").and_then(Value::as_str));
+            if was == Some(status) {
+                continue;
+            }
+            let event_reason = match kind {
+                "MemoryPressure" => "NodeHasSufficientMemory",
+                "DiskPressure" => "NodeHasNoDiskPressure",
+                "PIDPressure" => "NodeHasSufficientPID",
+                _ => "NodeReady",
+            };
+            record_event(
+                &self.service,
+                node,
+                ("kubelet", name),
+                "Normal",
+                event_reason,
+                &format!("Node {name} status is now: {event_reason}"),
+            )
+            .await;
+        }
     }
 
     /// Posts the status through `nodes/status` when it changed (ignoring heartbeat
