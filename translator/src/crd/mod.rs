@@ -137,12 +137,16 @@ pub fn generation_changed(res: &ResourceInfo, old: &Value, new: &Value) -> Optio
 }
 
 /// A stored custom resource as the version `res` serves it: `None` conversion rewrites
-/// `apiVersion`, and the version's defaults apply on read, as upstream does.
+/// `apiVersion`, then, as upstream's schema-coercing converter and decoder do, fields the
+/// version's schema does not know are pruned (an object written through a deprecated
+/// version keeps none of that version's own fields when read at another) and the version's
+/// defaults apply.
 pub fn to_served(res: &ResourceInfo, mut obj: Value) -> Value {
     if let Some(map) = obj.as_object_mut() {
         map.insert("apiVersion".into(), Value::from(res.api_version()));
     }
     if let Some(schema) = schema_of(res) {
+        structural::prune(schema, &mut obj);
         structural::apply_defaults(schema, &mut obj);
     }
     obj
@@ -268,6 +272,37 @@ mod tests {
             generation_changed(&ResourceInfo::default(), &old, &status_only),
             None
         );
+    }
+
+    /// An object written through a deprecated version, read at the storage version: the
+    /// old version's own (defaulted) field is gone; read back at the old version, its
+    /// default is there again.
+    #[test]
+    fn reads_prune_and_default_by_the_served_version() {
+        let version = |name: &str, spec: Value| ResourceInfo {
+            group: "source.example.io".into(),
+            version: name.into(),
+            custom: Some(std::sync::Arc::new(crate::registry::CustomVersion {
+                schema: Some(json!({"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": spec}}})),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let v1 = version("v1", json!({"url": {"type": "string"}}));
+        let v1beta1 = version(
+            "v1beta1",
+            json!({"url": {"type": "string"},
+                "gitImplementation": {"type": "string", "default": "go-git"}}),
+        );
+        let stored = json!({"apiVersion": "source.example.io/v1beta1", "kind": "GitRepository",
+            "metadata": {"name": "a"}, "spec": {"url": "https://x", "gitImplementation": "go-git"}});
+        let at_v1 = to_served(&v1, stored.clone());
+        assert_eq!(at_v1["apiVersion"], "source.example.io/v1");
+        assert_eq!(at_v1["spec"], json!({"url": "https://x"}));
+        assert_eq!(at_v1["metadata"]["name"], "a");
+        let at_beta = to_served(&v1beta1, at_v1);
+        assert_eq!(at_beta["spec"]["gitImplementation"], "go-git");
     }
 
     #[test]
