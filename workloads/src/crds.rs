@@ -17,6 +17,8 @@ use beemesh_translator::crd::{self, serving};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339};
 use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, RegistryRefresh, ResourceInfo};
+
+use crate::change_wait::wait_for_change;
 use serde_json::{Value, json};
 
 /// How often everything is re-checked even without a change.
@@ -43,35 +45,6 @@ fn crd_resource(service: &ObjectService) -> Result<Arc<ResourceInfo>, ApiError> 
         .registry
         .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .ok_or_else(|| ApiError::internal("customresourcedefinitions are not served"))
-}
-
-/// Waits until a CRD changes on this node's replica after revision `from` (taken before
-/// the pass that read them, so no change slips between the pass and the wait), or `wait`
-/// passes.
-async fn wait_for_crd_change(
-    service: &ObjectService,
-    crds: &ResourceInfo,
-    from: u64,
-    wait: Duration,
-) {
-    match service.store.watch(crds, None, Some(from)) {
-        Ok(mut source) => {
-            let prefix = source.prefix.clone();
-            let deadline = tokio::time::sleep(wait);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    _ = &mut deadline => break,
-                    ev = source.subscription.next() => match ev {
-                        Ok(e) if e.key.starts_with(&prefix) => break,
-                        Ok(_) => continue,
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
-        Err(_) => tokio::time::sleep(wait).await,
-    }
 }
 
 /// Keeps the registry in step with the CRDs in this node's replica.
@@ -178,7 +151,7 @@ impl CrdRegistrar {
             let Ok(crds) = crd_resource(&self.service) else {
                 return;
             };
-            wait_for_crd_change(&self.service, &crds, from, RESYNC).await;
+            wait_for_change(&self.service, &crds, from, RESYNC, |_| true).await;
         }
     }
 }
@@ -234,7 +207,7 @@ impl CrdController {
             };
             let wait = if busy { TERMINATING_POLL } else { RESYNC };
             // Its own status writes wake it once more; that pass finds nothing to do.
-            wait_for_crd_change(&self.service, &crds, from, wait).await;
+            wait_for_change(&self.service, &crds, from, wait, |_| true).await;
         }
     }
 

@@ -1,6 +1,7 @@
 //! Controllers that act on stored objects. Each reconcile is idempotent, so running one
 //! twice (or on two nodes during churn) is harmless.
 
+mod change_wait;
 pub mod crds;
 pub mod event_ttl;
 pub mod garbage_collector;

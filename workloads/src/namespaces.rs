@@ -8,6 +8,8 @@ use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
 use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
+
+use crate::change_wait::wait_for_change;
 use serde_json::{Value, json};
 
 /// How often every namespace is re-checked even without a change to it.
@@ -48,6 +50,8 @@ impl NamespaceController {
     /// every `RESYNC`.
     pub async fn run(self) {
         loop {
+            // Read before the pass, so a change during it wakes the next one.
+            let from = self.service.store.revision();
             let terminating = match self.reconcile_all().await {
                 Ok(t) => t,
                 Err(e) => {
@@ -63,25 +67,7 @@ impl NamespaceController {
             let Ok(namespaces) = self.resource("", "v1", "namespaces") else {
                 return;
             };
-            let from = self.service.store.revision();
-            match self.service.store.watch(&namespaces, None, Some(from)) {
-                Ok(mut source) => {
-                    let prefix = source.prefix.clone();
-                    let deadline = tokio::time::sleep(wait);
-                    tokio::pin!(deadline);
-                    loop {
-                        tokio::select! {
-                            _ = &mut deadline => break,
-                            ev = source.subscription.next() => match ev {
-                                Ok(e) if e.key.starts_with(&prefix) => break,
-                                Ok(_) => continue,
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                Err(_) => tokio::time::sleep(wait).await,
-            }
+            wait_for_change(&self.service, &namespaces, from, wait, |_| true).await;
         }
     }
 

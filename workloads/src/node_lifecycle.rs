@@ -23,6 +23,8 @@ use beemesh_translator::deletion::DeleteOptions;
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
 use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
+
+use crate::change_wait::wait_for_change;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -638,24 +640,7 @@ impl NodeLifecycleController {
                 return;
             };
             let from = self.service.store.revision();
-            match self.service.store.watch(&nodes, None, Some(from)) {
-                Ok(mut source) => {
-                    let prefix = source.prefix.clone();
-                    let deadline = tokio::time::sleep(wait);
-                    tokio::pin!(deadline);
-                    loop {
-                        tokio::select! {
-                            _ = &mut deadline => break,
-                            ev = source.subscription.next() => match ev {
-                                Ok(e) if e.key.starts_with(&prefix) => break,
-                                Ok(_) => continue,
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                Err(_) => tokio::time::sleep(wait).await,
-            }
+            wait_for_change(&self.service, &nodes, from, wait, |_| true).await;
         }
     }
 }

@@ -12,6 +12,8 @@ use beemesh_translator::deletion::DeleteOptions;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
+
+use crate::change_wait::wait_for_change;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -124,6 +126,8 @@ impl PodTerminationController {
     /// Runs forever: sweeps when a pod changes, when a deadline passes and every `IDLE`.
     pub async fn run(self) {
         loop {
+            // Read before the pass, so a change during it wakes the next one.
+            let from = self.service.store.revision();
             let next = match self.sweep().await {
                 Ok(next) => next,
                 Err(e) => {
@@ -137,28 +141,14 @@ impl PodTerminationController {
             let Ok(pods) = self.pods() else {
                 return;
             };
-            let from = self.service.store.revision();
-            match self.service.store.watch(&pods, None, Some(from)) {
-                Ok(mut source) => {
-                    let prefix = source.prefix.clone();
-                    let deadline = tokio::time::sleep(wait);
-                    tokio::pin!(deadline);
-                    loop {
-                        tokio::select! {
-                            _ = &mut deadline => break,
-                            ev = source.subscription.next() => match ev {
-                                // Only a pod entering (or changing) a graceful deletion
-                                // needs a new sweep.
-                                Ok(e) if e.key.starts_with(&prefix)
-                                    && parse_stored(&e.value).ok().as_ref().and_then(pending).is_some() => break,
-                                Ok(_) => continue,
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                Err(_) => tokio::time::sleep(wait).await,
-            }
+            wait_for_change(&self.service, &pods, from, wait, |value| {
+                parse_stored(value)
+                    .ok()
+                    .as_ref()
+                    .and_then(pending)
+                    .is_some()
+            })
+            .await;
         }
     }
 }
