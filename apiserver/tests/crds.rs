@@ -718,3 +718,94 @@ async fn field_selectors_take_metadata_and_selectable_fields() {
         .await
         .status_error(400, "BadRequest", "field label not supported: spec.size");
 }
+
+/// Rules as Gateway API writes them: `duration()` comparisons and a property named like a
+/// CEL keyword (`namespace`, selected as `__namespace__`) are evaluated as upstream does;
+/// an object written through a deprecated version reads at the storage version without
+/// that version's own defaulted field.
+#[tokio::test]
+async fn gateway_style_rules_and_deprecated_version_reads() {
+    let node = node().await;
+    let rules_schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "parentRefs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "namespace": {"type": "string"}, "sectionName": {"type": "string"}}},
+            "x-kubernetes-validations": [{
+                "message": "sectionName must be specified when parentRefs includes 2 or more references to the same parent",
+                "rule": "self.all(p1, self.all(p2, p1.name == p2.name && (((!has(p1.__namespace__) || p1.__namespace__ == '') && (!has(p2.__namespace__) || p2.__namespace__ == '')) || (has(p1.__namespace__) && has(p2.__namespace__) && p1.__namespace__ == p2.__namespace__)) ? ((!has(p1.sectionName) || p1.sectionName == '') == (!has(p2.sectionName) || p2.sectionName == '')) : true))"}]},
+        "timeouts": {"type": "object", "properties": {"request": {"type": "string"}, "backendRequest": {"type": "string"}},
+            "x-kubernetes-validations": [{
+                "message": "backendRequest timeout cannot be longer than request timeout",
+                "rule": "!(has(self.request) && has(self.backendRequest) && duration(self.request) != duration('0s') && duration(self.backendRequest) > duration(self.request))"}]}}}}});
+    let mut beta_schema = rules_schema.clone();
+    beta_schema["properties"]["spec"]["properties"]["legacyMode"] =
+        json!({"type": "string", "default": "compat"});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "routes.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "routes", "singular": "route", "kind": "Route"},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": rules_schema}},
+                {"name": "v1beta1", "served": true, "storage": false, "deprecated": true,
+                    "schema": {"openAPIV3Schema": beta_schema}}]}});
+    node.create(CRDS, crd).await;
+    established(&node, "routes.example.com").await;
+    const ROUTES: &str = "/apis/example.com/v1/namespaces/default/routes";
+    let route = |name: &str, spec: Value| json!({"apiVersion": "example.com/v1", "kind": "Route", "metadata": {"name": name}, "spec": spec});
+
+    let ok = route(
+        "ok",
+        json!({"parentRefs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "b", "sectionName": "x"}],
+            "timeouts": {"request": "10s", "backendRequest": "2s"}}),
+    );
+    assert_eq!(
+        node.post(ROUTES).json(&ok).send().await.status,
+        StatusCode::CREATED
+    );
+
+    let same_parent = route(
+        "same-parent",
+        json!({"parentRefs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "a", "sectionName": "x"}]}),
+    );
+    let s = node
+        .post(ROUTES)
+        .json(&same_parent)
+        .send()
+        .await
+        .status_error(422, "Invalid", "sectionName must be specified");
+    assert_eq!(s["details"]["causes"][0]["field"], "spec.parentRefs");
+
+    let slow_backend = route(
+        "slow-backend",
+        json!({"timeouts": {"request": "1s", "backendRequest": "1m"}}),
+    );
+    let s = node
+        .post(ROUTES)
+        .json(&slow_backend)
+        .send()
+        .await
+        .status_error(
+            422,
+            "Invalid",
+            "backendRequest timeout cannot be longer than request timeout",
+        );
+    assert_eq!(s["details"]["causes"][0]["field"], "spec.timeouts");
+
+    let legacy = json!({"apiVersion": "example.com/v1beta1", "kind": "Route",
+        "metadata": {"name": "legacy"}, "spec": {"parentRefs": [{"name": "gw"}]}});
+    let r = node
+        .post("/apis/example.com/v1beta1/namespaces/default/routes")
+        .json(&legacy)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["spec"]["legacyMode"], "compat");
+    let at_v1 = node.get(&format!("{ROUTES}/legacy")).send().await.json();
+    assert_eq!(at_v1["apiVersion"], "example.com/v1");
+    assert_eq!(at_v1["spec"], json!({"parentRefs": [{"name": "gw"}]}));
+    let at_beta = node
+        .get("/apis/example.com/v1beta1/namespaces/default/routes/legacy")
+        .send()
+        .await
+        .json();
+    assert_eq!(at_beta["spec"]["legacyMode"], "compat");
+}
