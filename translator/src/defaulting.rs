@@ -82,6 +82,37 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
                 }
             }
         }
+        ("storage.k8s.io", "CSIDriver") => {
+            // SetDefaults_CSIDriver (seLinuxMount: the SELinuxMountReadWriteOncePod gate is
+            // on in v1.33).
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "attachRequired", json!(true));
+                set(spec, "podInfoOnMount", json!(false));
+                set(spec, "storageCapacity", json!(false));
+                set(spec, "fsGroupPolicy", json!("ReadWriteOnceWithFSType"));
+                set(spec, "requiresRepublish", json!(false));
+                set(spec, "seLinuxMount", json!(false));
+                if list_len(spec, "volumeLifecycleModes") == 0 {
+                    spec.insert("volumeLifecycleModes".into(), json!(["Persistent"]));
+                }
+            }
+        }
+        ("networking.k8s.io", "IngressClass") => {
+            if let Some(params) = object_at(root, "spec").and_then(|s| object_at(s, "parameters")) {
+                set(params, "scope", json!("Cluster"));
+            }
+        }
+        ("discovery.k8s.io", "EndpointSlice") => {
+            for port in list_at(root, "ports") {
+                set(port, "protocol", json!("TCP"));
+            }
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            webhook_configuration_defaults(root, false);
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            webhook_configuration_defaults(root, true);
+        }
         ("storage.k8s.io", "StorageClass") => {
             set(root, "reclaimPolicy", json!("Delete"));
             set(root, "volumeBindingMode", json!("Immediate"));
@@ -92,6 +123,9 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
         ("autoscaling", "HorizontalPodAutoscaler") => {
             if let Some(spec) = object_at(root, "spec") {
                 set(spec, "minReplicas", json!(1));
+                if res.version == "v2" {
+                    hpa_behavior_defaults(spec);
+                }
                 if res.version == "v2" && list_len(spec, "metrics") == 0 {
                     spec.insert(
                         "metrics".into(),
@@ -416,7 +450,77 @@ fn job_spec_defaults(spec: &mut Map<String, Value>) {
         "Failed"
     };
     set(spec, "podReplacementPolicy", json!(replacement));
+    // SetDefaults_Job: an onPodConditions pattern without a status matches `True`.
+    if let Some(policy) = object_at(spec, "podFailurePolicy") {
+        for rule in list_at(policy, "rules") {
+            for pattern in list_at(rule, "onPodConditions") {
+                set_if_empty(pattern, "status", json!("True"));
+            }
+        }
+    }
     template_defaults(spec, "template");
+}
+
+/// Sets `key` when it is missing or the empty string (Go's zero value for a plain string).
+fn set_if_empty(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if map
+        .get(key)
+        .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+    {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// autoscaling/v2 `SetDefaults_HorizontalPodAutoscalerBehavior`: when `behavior` is given,
+/// each direction's unset parts come from upstream's defaults (scale-down keeps its
+/// stabilization window unset: the controller's flag decides it).
+fn hpa_behavior_defaults(spec: &mut Map<String, Value>) {
+    let Some(behavior) = object_at(spec, "behavior") else {
+        return;
+    };
+    for (direction, window, policies) in [
+        (
+            "scaleUp",
+            Some(json!(0)),
+            json!([{"type": "Pods", "value": 4, "periodSeconds": 15},
+                {"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+        (
+            "scaleDown",
+            None,
+            json!([{"type": "Percent", "value": 100, "periodSeconds": 15}]),
+        ),
+    ] {
+        let rules = object_or_new(behavior, direction);
+        if let Some(window) = window {
+            set(rules, "stabilizationWindowSeconds", window);
+        }
+        set(rules, "selectPolicy", json!("Max"));
+        set(rules, "policies", policies);
+    }
+}
+
+/// admissionregistration/v1 `SetDefaults_{Validating,Mutating}Webhook`, `_Rule` and
+/// `_ServiceReference`: what a webhook configuration reads back with on a real cluster.
+fn webhook_configuration_defaults(root: &mut Map<String, Value>, mutating: bool) {
+    for webhook in list_at(root, "webhooks") {
+        set(webhook, "failurePolicy", json!("Fail"));
+        set(webhook, "matchPolicy", json!("Equivalent"));
+        set(webhook, "namespaceSelector", json!({}));
+        set(webhook, "objectSelector", json!({}));
+        set(webhook, "timeoutSeconds", json!(10));
+        if mutating {
+            set(webhook, "reinvocationPolicy", json!("Never"));
+        }
+        for rule in list_at(webhook, "rules") {
+            set(rule, "scope", json!("*"));
+        }
+        if let Some(service) =
+            object_at(webhook, "clientConfig").and_then(|c| object_at(c, "service"))
+        {
+            set(service, "port", json!(443));
+        }
+    }
 }
 
 fn cron_job_defaults(root: &mut Map<String, Value>) {
@@ -806,5 +910,101 @@ mod tests {
         assert_eq!(v, json!([1]));
         let w = json!({"spec": {}});
         assert_eq!(defaulted("example.com", "v1", "Widget", w.clone()), w);
+    }
+
+    /// Upstream's defaults for kinds every install ships: webhook configurations, CSI
+    /// drivers, ingress classes, endpoint slices, HPA behavior, job pod-failure policies.
+    #[test]
+    fn install_kinds_get_upstream_defaults() {
+        let hook = defaulted(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            json!({"webhooks": [{"name": "a.example.com", "sideEffects": "None",
+                "clientConfig": {"service": {"name": "s", "namespace": "n"}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]}]}),
+        );
+        let w = &hook["webhooks"][0];
+        assert_eq!(w["failurePolicy"], "Fail");
+        assert_eq!(w["matchPolicy"], "Equivalent");
+        assert_eq!(w["namespaceSelector"], json!({}));
+        assert_eq!(w["objectSelector"], json!({}));
+        assert_eq!(w["timeoutSeconds"], 10);
+        assert_eq!(w["reinvocationPolicy"], "Never");
+        assert_eq!(w["rules"][0]["scope"], "*");
+        assert_eq!(w["clientConfig"]["service"]["port"], 443);
+        let validating = defaulted(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            json!({"webhooks": [{"name": "v.example.com", "failurePolicy": "Ignore"}]}),
+        );
+        assert_eq!(validating["webhooks"][0]["failurePolicy"], "Ignore");
+        assert!(
+            validating["webhooks"][0]
+                .get("reinvocationPolicy")
+                .is_none()
+        );
+
+        let csi = defaulted(
+            "storage.k8s.io",
+            "v1",
+            "CSIDriver",
+            json!({"spec": {"attachRequired": false}}),
+        );
+        assert_eq!(
+            csi["spec"],
+            json!({"attachRequired": false, "podInfoOnMount": false, "storageCapacity": false,
+                "fsGroupPolicy": "ReadWriteOnceWithFSType", "requiresRepublish": false,
+                "seLinuxMount": false, "volumeLifecycleModes": ["Persistent"]})
+        );
+        let class = defaulted(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            json!({"spec": {"controller": "k8s.io/x", "parameters": {"kind": "P", "name": "p"}}}),
+        );
+        assert_eq!(class["spec"]["parameters"]["scope"], "Cluster");
+        let slice = defaulted(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            json!({"addressType": "IPv4", "ports": [{"port": 80}]}),
+        );
+        assert_eq!(slice["ports"][0]["protocol"], "TCP");
+
+        let hpa = defaulted(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 3, "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}}),
+        );
+        assert_eq!(
+            hpa["spec"]["behavior"],
+            json!({"scaleDown": {"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
+                    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                    "policies": [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                        {"type": "Percent", "value": 100, "periodSeconds": 15}]}})
+        );
+        let no_behavior = defaulted(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 3}}),
+        );
+        assert!(no_behavior["spec"].get("behavior").is_none());
+
+        let job = defaulted(
+            "batch",
+            "v1",
+            "Job",
+            json!({"spec": {"podFailurePolicy": {"rules": [{"action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget"}]}]}, "template": {"spec": {"containers": []}}}}),
+        );
+        assert_eq!(
+            job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["status"],
+            "True"
+        );
     }
 }
