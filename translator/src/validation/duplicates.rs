@@ -9,6 +9,21 @@ pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     scan(body).0
 }
 
+/// The same for a body in another self-describing format (a YAML apply configuration:
+/// `duplicate_fields_in(serde_yaml::Deserializer::from_slice(body))`); scalar keys of any
+/// type count by their text.
+pub fn duplicate_fields_in<'de, D: Deserializer<'de>>(deserializer: D) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut keys = Vec::new();
+    let _ = Scan {
+        path: String::new(),
+        found: &mut found,
+        keys: &mut keys,
+    }
+    .deserialize(deserializer);
+    found
+}
+
 /// The duplicates, and the path of every key in the order the body gives them.
 fn scan(body: &[u8]) -> (Vec<String>, Vec<String>) {
     let mut found = Vec::new();
@@ -21,6 +36,40 @@ fn scan(body: &[u8]) -> (Vec<String>, Vec<String>) {
     }
     .deserialize(&mut de);
     (found, keys)
+}
+
+/// A mapping key of any scalar type, as text (JSON keys are strings; YAML's need not be).
+struct Key(String);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a scalar key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<Key, E> {
+                Ok(Key("null".into()))
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
 }
 
 /// Orders strict decoding errors (`unknown field "p"`, `duplicate field "p"`) as upstream's
@@ -84,7 +133,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
+        f.write_str("any value")
     }
     fn visit_bool<E>(self, _: bool) -> Result<(), E> {
         Ok(())
@@ -107,7 +156,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(Key(key)) = map.next_key::<Key>()? {
             let child = if self.path.is_empty() {
                 key.clone()
             } else {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, Cause};
 use crate::registry::ResourceInfo;
 
-pub use duplicates::{document_order, duplicate_fields};
+pub use duplicates::{document_order, duplicate_fields, duplicate_fields_in};
 pub use names::NameRule;
 pub use schema_lookup::{NoSchemas, SchemaLookup, SchemaMap};
 

@@ -8,7 +8,6 @@
 //! Update (create, update, non-apply patch, subresource writes) or performs an Apply,
 //! including upstream's upgrade path from client-side apply (the last-applied annotation).
 
-mod duplicates;
 pub mod fieldpath;
 pub mod managers;
 pub mod typed;
@@ -436,7 +435,9 @@ pub fn decode_config(
         let duplicates = if serde_json::from_slice::<Value>(body).is_ok() {
             beemesh_translator::validation::duplicate_fields(body)
         } else {
-            duplicates::yaml_duplicate_fields(body)
+            beemesh_translator::validation::duplicate_fields_in(
+                serde_yaml::Deserializer::from_slice(body),
+            )
         };
         if !duplicates.is_empty() {
             let texts: Vec<String> = duplicates
