@@ -531,3 +531,50 @@ spec:
     assert_eq!(node.revision(), before);
     assert!(entries(&r.json()).iter().all(|e| e["manager"] != "other"));
 }
+
+/// kubectl's `apply --server-side` on an object that has a last-applied annotation rewrites
+/// it to the configuration as sent, explicit nulls included (`creationTimestamp: null`, as
+/// generated manifests carry): upstream's lastAppliedUpdater encodes the applied object.
+#[tokio::test]
+async fn kubectl_server_side_apply_records_the_sent_configuration_as_last_applied() {
+    let node = Node::start().await;
+    let created = node
+        .post(CM)
+        .json(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "la", "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "data": {"a": "1"}}))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let body = "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: la
+  creationTimestamp: null
+data:
+  a: \"2\"
+";
+    let r = apply(
+        &node,
+        &format!("{CM}/la"),
+        "fieldManager=kubectl&force=true",
+        body,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let obj = r.json();
+    assert!(obj["metadata"]["creationTimestamp"].is_string());
+    assert_eq!(obj["data"]["a"], "2");
+    let last: Value = serde_json::from_str(
+        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        last,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "la", "creationTimestamp": null}, "data": {"a": "2"}})
+    );
+}

@@ -285,6 +285,9 @@ impl<'a> FieldManager<'a> {
         let live_view = live
             .map(without_managed_fields)
             .unwrap_or_else(|| json!({"apiVersion": self.api_version, "kind": config.get("kind").cloned().unwrap_or(Value::Null), "metadata": {}}));
+        // The last-applied annotation records the configuration as sent, nulls included
+        // (upstream encodes the applied object itself).
+        let sent = config;
         let config = strip_nulls(config);
         if live.is_some() && managed.entries.is_empty() {
             // Fields set before anyone applied belong to a manager of their own, so the
@@ -343,7 +346,7 @@ impl<'a> FieldManager<'a> {
         let (obj, managed) = result.map_err(|c| conflict_error(&c))?;
         let mut out = obj.unwrap_or(live_view);
         if self.manager == "kubectl" && self.subresource.is_empty() {
-            sync_last_applied(&mut out, &config);
+            sync_last_applied(&mut out, sent);
         }
         set_managed_fields(&mut out, &managed);
         Ok(out)
