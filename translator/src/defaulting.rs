@@ -107,6 +107,21 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
                 set(port, "protocol", json!("TCP"));
             }
         }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            if let Some(spec) = object_at(root, "spec") {
+                set(spec, "failurePolicy", json!("Fail"));
+                if let Some(constraints) = object_at(spec, "matchConstraints") {
+                    match_resources_defaults(constraints);
+                }
+            }
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            if let Some(resources) =
+                object_at(root, "spec").and_then(|s| object_at(s, "matchResources"))
+            {
+                match_resources_defaults(resources);
+            }
+        }
         ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
             webhook_configuration_defaults(root, false);
         }
@@ -497,6 +512,19 @@ fn hpa_behavior_defaults(spec: &mut Map<String, Value>) {
         }
         set(rules, "selectPolicy", json!("Max"));
         set(rules, "policies", policies);
+    }
+}
+
+/// admissionregistration/v1 `SetDefaults_MatchResources` (and `_Rule` for its rules), for
+/// admission policies' `matchConstraints` and bindings' `matchResources`.
+fn match_resources_defaults(resources: &mut Map<String, Value>) {
+    set(resources, "matchPolicy", json!("Equivalent"));
+    set(resources, "namespaceSelector", json!({}));
+    set(resources, "objectSelector", json!({}));
+    for key in ["resourceRules", "excludeResourceRules"] {
+        for rule in list_at(resources, key) {
+            set(rule, "scope", json!("*"));
+        }
     }
 }
 
@@ -944,6 +972,31 @@ mod tests {
             validating["webhooks"][0]
                 .get("reinvocationPolicy")
                 .is_none()
+        );
+
+        let policy = defaulted(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            json!({"spec": {"matchConstraints": {"resourceRules": [{"apiGroups": ["apps"],
+                "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["deployments"]}]},
+                "validations": [{"expression": "true"}]}}),
+        );
+        assert_eq!(policy["spec"]["failurePolicy"], "Fail");
+        let constraints = &policy["spec"]["matchConstraints"];
+        assert_eq!(constraints["matchPolicy"], "Equivalent");
+        assert_eq!(constraints["namespaceSelector"], json!({}));
+        assert_eq!(constraints["objectSelector"], json!({}));
+        assert_eq!(constraints["resourceRules"][0]["scope"], "*");
+        let binding = defaulted(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            json!({"spec": {"policyName": "p", "matchResources": {}, "validationActions": ["Deny"]}}),
+        );
+        assert_eq!(
+            binding["spec"]["matchResources"],
+            json!({"matchPolicy": "Equivalent", "namespaceSelector": {}, "objectSelector": {}})
         );
 
         let csi = defaulted(
