@@ -43,6 +43,9 @@ pub struct DevArgs {
     #[arg(long = "node-lease-duration-seconds", value_name = "SECONDS", default_value_t = 40,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub node_lease_duration_seconds: u32,
+    /// What runs pods on every node (`up --runtime`); none by default.
+    #[arg(long, value_name = "sim|process|docker")]
+    pub runtime: Option<beemesh_workloads::runtime::RuntimeKind>,
 }
 
 /// What a node printed that `dev` needs.
@@ -108,6 +111,9 @@ fn spawn_node(
         .arg(crate::go_duration::format(args.node_monitor_grace_period))
         .arg("--node-lease-duration-seconds")
         .arg(args.node_lease_duration_seconds.to_string());
+    if let Some(runtime) = args.runtime {
+        command.arg("--runtime").arg(runtime.as_str());
+    }
     if let Some((addr, token_file)) = join {
         command
             .arg("--join")
@@ -207,6 +213,15 @@ fn log_of(nodes: &[NodeProcess], i: usize) -> String {
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
+    }
+    // Refused here too, before any node starts, with the same words `up` uses.
+    if let Some(kind) = args
+        .runtime
+        .filter(|k| *k != beemesh_workloads::runtime::RuntimeKind::Sim)
+    {
+        return Err(
+            beemesh_workloads::runtime::RuntimeError::NotImplemented(kind.as_str().into()).into(),
+        );
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;

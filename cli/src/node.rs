@@ -21,6 +21,7 @@ use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
 use beemesh_workloads::node_registration;
+use beemesh_workloads::runtime::{Runtime, RuntimeError, RuntimeKind, SimConfig, SimRuntime};
 use beemesh_workloads::{
     EventTtlController, NamespaceController, NodeConfig, NodeLifecycleController, NodeRegistration,
 };
@@ -90,6 +91,30 @@ pub struct UpArgs {
     #[arg(long = "node-status-update-frequency", value_name = "DURATION", default_value = "10s",
           value_parser = crate::go_duration::parse)]
     pub node_status_update_frequency: Duration,
+    /// What runs the pods bound to this node: `sim` (pretends, for scale tests), `process`
+    /// or `docker` (not implemented yet). Without it pods bound here stay Pending.
+    #[arg(long, value_name = "sim|process|docker")]
+    pub runtime: Option<RuntimeKind>,
+    /// With `--runtime sim`: how long containers stay ContainerCreating before Running.
+    #[arg(long = "sim-start-delay", value_name = "DURATION", default_value = "0s",
+          value_parser = crate::go_duration::parse)]
+    pub sim_start_delay: Duration,
+}
+
+/// The runtime `--runtime` names, refused at startup when it is not built yet.
+fn runtime_of(
+    kind: Option<RuntimeKind>,
+    node_name: &str,
+    start_delay: Duration,
+) -> anyhow::Result<Option<Arc<dyn Runtime>>> {
+    match kind {
+        None => Ok(None),
+        Some(RuntimeKind::Sim) => Ok(Some(Arc::new(SimRuntime::new(SimConfig {
+            node_name: node_name.to_string(),
+            start_delay,
+        })))),
+        Some(other) => Err(RuntimeError::NotImplemented(other.as_str().to_string()).into()),
+    }
 }
 
 /// The one token the flags name (repeating the same token is fine).
@@ -123,6 +148,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         token_flags.push(text.trim().to_string());
     }
     let token = token_of(&token_flags)?;
+    let runtime = runtime_of(args.runtime, &node_name, args.sim_start_delay)?;
     let node_labels = node_registration::parse_key_values("--node-labels", &args.node_labels)?;
     let node_taints = node_registration::parse_taints(&args.register_with_taints)?;
     let node_capacity = if args.capacity.is_empty() {
@@ -231,6 +257,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             event_ttl: args.event_ttl,
             node,
             node_monitor_grace_period: args.node_monitor_grace_period,
+            runtime,
         },
     ));
 
@@ -249,6 +276,8 @@ struct Controllers {
     event_ttl: Duration,
     node: NodeConfig,
     node_monitor_grace_period: Duration,
+    /// `--runtime`: when set, this node runs the pods bound to it.
+    runtime: Option<Arc<dyn Runtime>>,
 }
 
 /// Ready = serving and caught up with the mesh: system namespaces and controllers start
@@ -265,6 +294,7 @@ async fn become_ready(
         event_ttl,
         node,
         node_monitor_grace_period,
+        runtime,
     } = controllers;
     let node_name = node.name.clone();
     let started = std::time::Instant::now();
@@ -285,6 +315,17 @@ async fn become_ready(
     tokio::spawn(beemesh_workloads::PodTerminationController::new(service.clone()).run());
     // This node's own Node and Lease (the kubelet's part) and, for the Nodes it is home
     // of, the node lifecycle controller.
+    // With a runtime, this node is the kubelet of the pods bound to it; without one,
+    // `PodTerminationController` alone ends their deletions.
+    if let Some(runtime) = runtime {
+        let agent = beemesh_workloads::PodAgent::new(
+            service.clone(),
+            node.name.clone(),
+            node.internal_ip,
+            runtime,
+        );
+        tokio::spawn(agent.run());
+    }
     tokio::spawn(NodeRegistration::new(service.clone(), node).run());
     tokio::spawn(NodeLifecycleController::new(service.clone(), node_monitor_grace_period).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());

@@ -8,7 +8,9 @@ pub mod garbage_collector;
 pub mod namespaces;
 pub mod node_lifecycle;
 pub mod node_registration;
+pub mod pod_agent;
 pub mod pod_termination;
+pub mod runtime;
 
 pub use crds::{CrdController, CrdRegistrar};
 pub use event_ttl::EventTtlController;
@@ -16,4 +18,5 @@ pub use garbage_collector::GarbageCollector;
 pub use namespaces::NamespaceController;
 pub use node_lifecycle::NodeLifecycleController;
 pub use node_registration::{NodeConfig, NodeRegistration};
+pub use pod_agent::PodAgent;
 pub use pod_termination::PodTerminationController;

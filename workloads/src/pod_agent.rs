@@ -1,0 +1,573 @@
+//! The kubelet's pod work for one BeeMesh node: every pod whose `spec.nodeName` is this
+//! node is started on the node's `Runtime`, and its status is written through
+//! `pods/status` as the kubelet writes it (phase, the five pod conditions with transition
+//! times, container statuses, pod and host IPs, start time). A pod marked for deletion
+//! (`deletionTimestamp`) is stopped with its grace period and then deleted with
+//! `gracePeriodSeconds: 0` and a uid precondition, as the kubelet's status manager does.
+//!
+//! Which pods: a watch on this node's replica, pre-filtered on the raw bytes for
+//! `"nodeName":"<this node>"` so the agent parses only its own pods' changes, and a full
+//! list at start, after a broken watch and every `RESYNC` (which also stops runtime pods
+//! no longer bound here). `pod_termination` stays as the fallback for pods whose node runs
+//! no agent (no `--runtime`) or is gone: it deletes them once their grace period is over.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beemesh_translator::deletion::DeleteOptions;
+use beemesh_translator::service::{ObjectService, Part, WriteOptions};
+use beemesh_translator::store::{EventKind, ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::{ApiError, ResourceInfo};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::runtime::{
+    ContainerSpec, ContainerState, ContainerStatus, PodRuntimeStatus, PodStart, Runtime,
+};
+
+/// How often every pod bound here is looked at again without a change (the kubelet's
+/// periodic pod sync is 1 min).
+const RESYNC: Duration = Duration::from_secs(60);
+/// The delay before a failed write or start is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+/// The longest grace period the agent waits for while stopping a pod.
+const MAX_GRACE: Duration = Duration::from_secs(300);
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn specs(list: Option<&Value>) -> Vec<ContainerSpec> {
+    list.and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| ContainerSpec {
+                    name: str_at(c, "/name").to_string(),
+                    image: str_at(c, "/image").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the runtime needs of a pod.
+pub fn pod_start(pod: &Value) -> PodStart {
+    let annotations = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let policy = match str_at(pod, "/spec/restartPolicy") {
+        "" => "Always",
+        p => p,
+    };
+    PodStart {
+        uid: str_at(pod, "/metadata/uid").to_string(),
+        namespace: str_at(pod, "/metadata/namespace").to_string(),
+        name: str_at(pod, "/metadata/name").to_string(),
+        init_containers: specs(pod.pointer("/spec/initContainers")),
+        containers: specs(pod.pointer("/spec/containers")),
+        restart_policy: policy.to_string(),
+        annotations,
+    }
+}
+
+/// `containerStatuses[]` entry as the kubelet writes it.
+fn container_status(c: &ContainerStatus, ready: bool) -> Value {
+    let (state, started) = match &c.state {
+        ContainerState::Waiting { reason } => (json!({"waiting": {"reason": reason}}), false),
+        ContainerState::Running { started_at } => (
+            json!({"running": {"startedAt": rfc3339(*started_at)}}),
+            true,
+        ),
+        ContainerState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+        } => (
+            json!({"terminated": {
+                "exitCode": exit_code,
+                "reason": reason,
+                "startedAt": rfc3339(*started_at),
+                "finishedAt": rfc3339(*finished_at),
+                "containerID": c.container_id,
+            }}),
+            false,
+        ),
+    };
+    let mut out = json!({
+        "name": c.name,
+        "state": state,
+        "lastState": {},
+        "ready": ready,
+        "restartCount": c.restart_count,
+        "image": c.image,
+        "imageID": c.image_id,
+        "started": started,
+    });
+    if !matches!(c.state, ContainerState::Waiting { .. }) {
+        out["containerID"] = json!(c.container_id);
+    }
+    out
+}
+
+/// One pod condition, keeping the stored `lastTransitionTime` when its status is unchanged.
+fn condition(
+    stored: &Value,
+    kind: &str,
+    ok: bool,
+    reason: Option<(&str, String)>,
+    now: &str,
+) -> Value {
+    let status = if ok { "True" } else { "False" };
+    let previous = stored
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
+    let since = match previous {
+        Some(p) if p["status"] == status => p["lastTransitionTime"].clone(),
+        _ => json!(now),
+    };
+    let mut c = json!({"type": kind, "status": status, "lastProbeTime": null,
+        "lastTransitionTime": since});
+    if let Some((reason, message)) = reason.filter(|_| !ok) {
+        c["reason"] = json!(reason);
+        if !message.is_empty() {
+            c["message"] = json!(message);
+        }
+    }
+    c
+}
+
+/// The pod's phase from its containers, as the kubelet's `getPhase`: any container not yet
+/// started → Pending; any running → Running; all exited → Succeeded when every exit code
+/// is 0, else Failed under `Never` (and Running while `OnFailure`/`Always` restart them).
+fn phase(containers: &[ContainerStatus], restart_policy: &str) -> &'static str {
+    if containers.is_empty() {
+        return "Pending";
+    }
+    let mut running = false;
+    let mut failed = false;
+    for c in containers {
+        match &c.state {
+            ContainerState::Waiting { .. } => return "Pending",
+            ContainerState::Running { .. } => running = true,
+            ContainerState::Terminated { exit_code, .. } => failed |= *exit_code != 0,
+        }
+    }
+    if running {
+        "Running"
+    } else if !failed {
+        "Succeeded"
+    } else if restart_policy == "Never" {
+        "Failed"
+    } else {
+        "Running"
+    }
+}
+
+/// The pod's whole `status` from what the runtime reports, as the kubelet computes it
+/// (`generateAPIPodStatus`). Fields the agent does not own (`qosClass`, conditions other
+/// agents add such as `DisruptionTarget`, `nominatedNodeName`) are kept.
+pub fn pod_status(pod: &Value, rt: &PodRuntimeStatus, host_ip: IpAddr, now: &str) -> Value {
+    let start = pod_start(pod);
+    let phase = phase(&rt.containers, &start.restart_policy);
+    let terminal = phase == "Succeeded" || phase == "Failed";
+    let ready_of = |c: &ContainerStatus| matches!(c.state, ContainerState::Running { .. });
+    let mut containers: Vec<&ContainerStatus> = rt.containers.iter().collect();
+    // The kubelet sorts container statuses by name.
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let not_ready: Vec<&str> = rt
+        .containers
+        .iter()
+        .filter(|c| !ready_of(c))
+        .map(|c| c.name.as_str())
+        .collect();
+    let all_ready = not_ready.is_empty();
+    let unready = if terminal {
+        ("PodCompleted", String::new())
+    } else {
+        (
+            "ContainersNotReady",
+            format!("containers with unready status: [{}]", not_ready.join(" ")),
+        )
+    };
+    let sandbox = !terminal;
+    let mut conditions = vec![
+        condition(pod, "PodReadyToStartContainers", sandbox, None, now),
+        condition(pod, "Initialized", true, None, now),
+        condition(pod, "Ready", all_ready, Some(unready.clone()), now),
+        condition(pod, "ContainersReady", all_ready, Some(unready), now),
+        condition(pod, "PodScheduled", true, None, now),
+    ];
+    // Conditions other writers own (DisruptionTarget, readiness gates) stay as they are.
+    let ours: HashSet<&str> = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ]
+    .into();
+    if let Some(others) = pod.pointer("/status/conditions").and_then(Value::as_array) {
+        conditions.extend(
+            others
+                .iter()
+                .filter(|c| !ours.contains(str_at(c, "/type")))
+                .cloned(),
+        );
+    }
+    let mut status = pod.get("status").cloned().unwrap_or_else(|| json!({}));
+    if !status.is_object() {
+        status = json!({});
+    }
+    let start_time = pod
+        .pointer("/status/startTime")
+        .cloned()
+        .unwrap_or_else(|| json!(now));
+    status["phase"] = json!(phase);
+    status["conditions"] = Value::Array(conditions);
+    status["hostIP"] = json!(host_ip.to_string());
+    status["hostIPs"] = json!([{"ip": host_ip.to_string()}]);
+    if let Some(ip) = rt.ips.first() {
+        status["podIP"] = json!(ip.to_string());
+        status["podIPs"] = Value::Array(
+            rt.ips
+                .iter()
+                .map(|ip| json!({"ip": ip.to_string()}))
+                .collect(),
+        );
+    }
+    status["startTime"] = start_time;
+    let init: Vec<Value> = rt
+        .init_containers
+        .iter()
+        .map(|c| {
+            container_status(
+                c,
+                matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }),
+            )
+        })
+        .collect();
+    if !init.is_empty() {
+        status["initContainerStatuses"] = Value::Array(init);
+    }
+    status["containerStatuses"] = Value::Array(
+        containers
+            .into_iter()
+            .map(|c| container_status(c, ready_of(c)))
+            .collect(),
+    );
+    status
+}
+
+/// The kubelet's pod loop for one node.
+pub struct PodAgent {
+    service: ObjectService,
+    node_name: String,
+    host_ip: IpAddr,
+    runtime: Arc<dyn Runtime>,
+    /// Bytes every stored pod bound here contains.
+    needle: Vec<u8>,
+}
+
+/// A pod to look at again at a time (a runtime delay or a failed write).
+type Timers = HashMap<(String, String), Instant>;
+
+impl PodAgent {
+    pub fn new(
+        service: ObjectService,
+        node_name: String,
+        host_ip: IpAddr,
+        runtime: Arc<dyn Runtime>,
+    ) -> Self {
+        let needle = format!("\"nodeName\":{}", Value::String(node_name.clone())).into_bytes();
+        PodAgent {
+            service,
+            node_name,
+            host_ip,
+            runtime,
+            needle,
+        }
+    }
+
+    fn pods(&self) -> Result<Arc<ResourceInfo>, ApiError> {
+        self.service
+            .registry
+            .get("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))
+    }
+
+    fn is_mine(&self, pod: &Value) -> bool {
+        str_at(pod, "/spec/nodeName") == self.node_name
+    }
+
+    fn might_be_mine(&self, raw: &[u8]) -> bool {
+        raw.windows(self.needle.len()).any(|w| w == self.needle)
+    }
+
+    /// Every pod bound to this node, from the local replica.
+    fn list_mine(&self, pods: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
+        let page = self.service.store.list(
+            pods,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        let mut out = Vec::new();
+        for item in page.items {
+            if !self.might_be_mine(&item) {
+                continue;
+            }
+            let pod = parse_stored(&item)?;
+            if self.is_mine(&pod) {
+                out.push(pod);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Brings one pod bound here in step: started, status written, or stopped and deleted.
+    /// Returns when to look at it again, if the runtime said so.
+    pub async fn sync_pod(
+        &self,
+        pods: &ResourceInfo,
+        pod: &Value,
+    ) -> Result<Option<Duration>, ApiError> {
+        let start = pod_start(pod);
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return self.terminate(pods, pod, &start).await.map(|_| None);
+        }
+        let phase = str_at(pod, "/status/phase");
+        let known = self.runtime.pod_status(&start.uid).await;
+        if known.is_none() && (phase == "Succeeded" || phase == "Failed") {
+            // Finished pods are not run again (also after a restart of this node).
+            return Ok(None);
+        }
+        if known.is_none() {
+            self.runtime
+                .start_pod(&start)
+                .await
+                .map_err(|e| ApiError::internal(format!("starting the pod: {e}")))?;
+        }
+        let Some(rt) = self.runtime.pod_status(&start.uid).await else {
+            return Ok(Some(RETRY));
+        };
+        self.write_status(pods, &start, &rt).await?;
+        Ok(rt.recheck_after)
+    }
+
+    async fn write_status(
+        &self,
+        pods: &ResourceInfo,
+        start: &PodStart,
+        rt: &PodRuntimeStatus,
+    ) -> Result<(), ApiError> {
+        let now = rfc3339(Utc::now());
+        let current = self
+            .service
+            .store
+            .get(pods, Some(&start.namespace), &start.name)?;
+        if str_at(&current, "/metadata/uid") != start.uid {
+            return Ok(());
+        }
+        let wanted = pod_status(&current, rt, self.host_ip, &now);
+        if current.get("status") == Some(&wanted) {
+            return Ok(());
+        }
+        let result = self
+            .service
+            .update(
+                pods,
+                Some(&start.namespace),
+                &start.name,
+                Part::Status,
+                &WriteOptions::default(),
+                |cur| {
+                    if str_at(cur, "/metadata/uid") != start.uid {
+                        return Err(ApiError::conflict(
+                            "",
+                            "pods",
+                            &start.name,
+                            "the pod was replaced",
+                        ));
+                    }
+                    let mut new = cur.clone();
+                    new["status"] = pod_status(cur, rt, self.host_ip, &now);
+                    Ok(new)
+                },
+            )
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops a pod marked for deletion, then removes it (grace 0, uid precondition).
+    async fn terminate(
+        &self,
+        pods: &ResourceInfo,
+        pod: &Value,
+        start: &PodStart,
+    ) -> Result<(), ApiError> {
+        let grace = pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_u64)
+            .map_or(Duration::ZERO, Duration::from_secs)
+            .min(MAX_GRACE);
+        self.runtime
+            .stop_pod(&start.uid, grace)
+            .await
+            .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
+        if pod.pointer("/metadata/deletionGracePeriodSeconds") == Some(&json!(0)) {
+            // Already a zero-grace delete: only finalizers hold the pod now.
+            return Ok(());
+        }
+        let opts = DeleteOptions {
+            preconditions: Preconditions {
+                uid: Some(start.uid.clone()),
+                resource_version: None,
+            },
+            grace_period_seconds: Some(0),
+            ..DeleteOptions::default()
+        };
+        match self
+            .service
+            .delete_with(pods, Some(&start.namespace), &start.name, &opts)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every pod bound here synced; runtime pods no longer bound here stopped.
+    async fn resync(&self, pods: &ResourceInfo, timers: &mut Timers) -> Result<(), ApiError> {
+        let mine = self.list_mine(pods)?;
+        let uids: HashSet<String> = mine
+            .iter()
+            .map(|p| str_at(p, "/metadata/uid").to_string())
+            .collect();
+        for uid in self.runtime.pods().await {
+            if !uids.contains(&uid)
+                && let Err(e) = self.runtime.stop_pod(&uid, Duration::ZERO).await
+            {
+                tracing::warn!(%uid, error = %e, "stopping a pod no longer bound here failed");
+            }
+        }
+        timers.clear();
+        for pod in &mine {
+            self.sync_and_schedule(pods, pod, timers).await;
+        }
+        Ok(())
+    }
+
+    async fn sync_and_schedule(&self, pods: &ResourceInfo, pod: &Value, timers: &mut Timers) {
+        let key = (
+            str_at(pod, "/metadata/namespace").to_string(),
+            str_at(pod, "/metadata/name").to_string(),
+        );
+        match self.sync_pod(pods, pod).await {
+            Ok(Some(after)) => {
+                timers.insert(key, Instant::now() + after);
+            }
+            Ok(None) => {
+                timers.remove(&key);
+            }
+            Err(e) => {
+                tracing::warn!(pod = %format!("{}/{}", key.0, key.1), error = %e, "pod sync failed");
+                timers.insert(key, Instant::now() + RETRY);
+            }
+        }
+    }
+
+    /// Runs forever.
+    pub async fn run(self) {
+        let Ok(pods) = self.pods() else {
+            return;
+        };
+        let mut timers = Timers::new();
+        loop {
+            let from = self.service.store.revision();
+            if let Err(e) = self.resync(&pods, &mut timers).await {
+                tracing::warn!(error = %e, "pod agent resync failed");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            let Ok(mut source) = self.service.store.watch(&pods, None, Some(from)) else {
+                tokio::time::sleep(RETRY).await;
+                continue;
+            };
+            let resync_at = Instant::now() + RESYNC;
+            loop {
+                let next = timers.values().min().copied().unwrap_or(resync_at);
+                let wake = next.min(resync_at);
+                tokio::select! {
+                    ev = source.subscription.next() => match ev {
+                        Ok(e) => {
+                            if !e.key.starts_with(&source.prefix) || !self.might_be_mine(&e.value) {
+                                continue;
+                            }
+                            let Ok(pod) = parse_stored(&e.value) else { continue };
+                            if !self.is_mine(&pod) {
+                                continue;
+                            }
+                            if e.kind == EventKind::Delete {
+                                let uid = str_at(&pod, "/metadata/uid");
+                                if let Err(err) = self.runtime.stop_pod(uid, Duration::ZERO).await {
+                                    tracing::warn!(error = %err, "stopping a deleted pod failed");
+                                }
+                                continue;
+                            }
+                            self.sync_and_schedule(&pods, &pod, &mut timers).await;
+                        }
+                        // The history moved past us or the replica closed: list again.
+                        Err(_) => break,
+                    },
+                    _ = tokio::time::sleep_until(wake) => {
+                        if Instant::now() >= resync_at {
+                            break;
+                        }
+                        let due: Vec<(String, String)> = timers
+                            .iter()
+                            .filter(|(_, t)| **t <= Instant::now())
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for key in due {
+                            timers.remove(&key);
+                            match self.service.store.get(&pods, Some(&key.0), &key.1) {
+                                Ok(pod) if self.is_mine(&pod) => {
+                                    self.sync_and_schedule(&pods, &pod, &mut timers).await;
+                                }
+                                Ok(_) => {}
+                                Err(e) if e.code() == 404 => {}
+                                Err(_) => {
+                                    timers.insert(key, Instant::now() + RETRY);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
