@@ -10,6 +10,7 @@ pub mod node_lifecycle;
 pub mod node_registration;
 pub mod pod_agent;
 pub mod pod_termination;
+pub mod replicaset;
 pub mod runtime;
 
 pub use crds::{CrdController, CrdRegistrar};
@@ -20,3 +21,4 @@ pub use node_lifecycle::NodeLifecycleController;
 pub use node_registration::{NodeConfig, NodeRegistration};
 pub use pod_agent::PodAgent;
 pub use pod_termination::PodTerminationController;
+pub use replicaset::ReplicaSetController;
