@@ -3,22 +3,26 @@
 
 mod change_wait;
 pub mod crds;
+pub mod deployment;
 pub mod event_ttl;
 pub mod garbage_collector;
 pub mod namespaces;
 pub mod node_lifecycle;
 pub mod node_registration;
+pub mod placement;
 pub mod pod_agent;
 pub mod pod_termination;
 pub mod replicaset;
 pub mod runtime;
 
 pub use crds::{CrdController, CrdRegistrar};
+pub use deployment::DeploymentController;
 pub use event_ttl::EventTtlController;
 pub use garbage_collector::GarbageCollector;
 pub use namespaces::NamespaceController;
 pub use node_lifecycle::NodeLifecycleController;
 pub use node_registration::{NodeConfig, NodeRegistration};
+pub use placement::PlacementController;
 pub use pod_agent::PodAgent;
 pub use pod_termination::PodTerminationController;
 pub use replicaset::ReplicaSetController;
