@@ -95,6 +95,14 @@ pub async fn handle(
                 &warnings,
             )
         }
+        (&Method::POST, name, sub @ (Some("binding") | None))
+            if res.group.is_empty()
+                && ((res.plural == "pods" && sub.is_some() && name.is_some())
+                    || (res.plural == "bindings" && name.is_none() && sub.is_none())) =>
+        {
+            let output = negotiate::negotiate(accept, false)?;
+            bind(&state, &target, name, &query, content_type, &body, output).await
+        }
         (&Method::POST, None, None) => {
             verb_allowed("create")?;
             let output = negotiate::negotiate(accept, false)?;
@@ -212,6 +220,70 @@ pub async fn handle(
             res.group_resource()
         ))),
     }
+}
+
+/// `POST pods/<name>/binding` (or `bindings` with the name in the body): sets the pod's
+/// `spec.nodeName` once (`beemesh_translator::binding`); 201 with a success Status as
+/// upstream, 409 when the pod is already bound.
+async fn bind(
+    state: &AppState,
+    target: &ResourceTarget,
+    pod_name: Option<&str>,
+    query: &Query,
+    content_type: Option<&str>,
+    body: &[u8],
+    output: Output,
+) -> Result<Response> {
+    let registry = &state.service.registry;
+    let (Some(bindings), Some(pods)) = (
+        registry.get("", "v1", "bindings"),
+        registry.get("", "v1", "pods"),
+    ) else {
+        return Err(ApiError::internal("pods are not served"));
+    };
+    let (obj, warnings) = decode_write_body(state, &bindings, query, content_type, body)?;
+    let name = match pod_name {
+        Some(n) => n.to_string(),
+        None => obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+    };
+    let node = beemesh_translator::binding::target_node(&obj, &name)?;
+    if query.dry_run("CreateOptions")? {
+        state
+            .service
+            .store
+            .get(&pods, target.namespace.as_deref(), &name)?;
+    } else {
+        let meta = |f: &str| {
+            obj.pointer(&format!("/metadata/{f}"))
+                .and_then(Value::as_str)
+        };
+        beemesh_translator::binding::bind(
+            &state.service,
+            &pods,
+            target.namespace.as_deref().unwrap_or_default(),
+            &name,
+            &node,
+            obj.pointer("/metadata/annotations")
+                .and_then(Value::as_object),
+            meta("uid"),
+            meta("resourceVersion"),
+        )
+        .await?;
+    }
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                        "status": "Success", "code": 201});
+    render_object(
+        &bindings,
+        StatusCode::CREATED,
+        &status,
+        output,
+        query,
+        &warnings,
+    )
 }
 
 /// `dryRun` and `fieldValidation`; `options_kind` names the options in errors

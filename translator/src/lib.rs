@@ -1,6 +1,7 @@
 //! The Kubernetes object model of a BeeMesh node: which resources exist, what their
 //! schemas say, how objects are validated and selected, and how they are stored.
 
+pub mod binding;
 pub mod bootstrap;
 pub mod catalog;
 pub mod conversion;

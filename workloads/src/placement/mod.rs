@@ -1,0 +1,499 @@
+//! Placement: the home node of an unbound pod awards it to a node (no scheduler process;
+//! DESIGN "Placement"). The award is a compare-and-set of `spec.nodeName` through the
+//! binding semantics (`beemesh_translator::binding`), so a pod is bound at most once even
+//! when two nodes both think they are its home during churn.
+//!
+//! Where bids come from is behind [`BidSource`]. Today it is [`ReplicatedBids`]: every Node
+//! and every bound pod is replicated to every node, so the home evaluates each Node itself
+//! with [`fit`], which is exactly what each node would bid. A gossipsub tender/bid exchange
+//! can replace it without touching the award (docs/adr/0009-placement.md).
+
+pub mod fit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use beemesh_translator::binding;
+use beemesh_translator::service::{ObjectService, Part, WriteOptions};
+use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
+use beemesh_translator::{ApiError, ResourceInfo};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::change_wait::wait_for_change;
+use crate::node_registration::{Involved, record_event};
+use fit::Candidate;
+
+/// The schedulers whose pods BeeMesh places (`spec.schedulerName`).
+const DEFAULT_SCHEDULER: &str = "default-scheduler";
+const BEEMESH_SCHEDULER: &str = "beemesh";
+/// Upstream's pod backoff: 1 s doubling to 10 s for a pod that fits nowhere.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest sleep without a change.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// One node's offer for a pod: its score (higher wins) and how long it has been up
+/// (longer-lived wins ties, as DESIGN says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bid {
+    pub node: String,
+    pub score: i64,
+    /// RFC 3339 time since which the node has been Ready (or its creation time).
+    pub up_since: String,
+}
+
+/// What a tender for one pod gathered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tender {
+    /// Nodes that can run the pod.
+    Bids(Vec<Bid>),
+    /// Nothing fits: kube-scheduler's FailedScheduling message.
+    NoFit(String),
+}
+
+/// Where the bids for a pod come from.
+pub trait BidSource: Send + Sync {
+    fn tender(&self, pod: &Value) -> Result<Tender, ApiError>;
+}
+
+/// The best bid: highest score, then longest up, then name (deterministic).
+pub fn award(bids: &[Bid]) -> Option<&Bid> {
+    bids.iter().max_by(|a, b| {
+        a.score
+            .cmp(&b.score)
+            .then_with(|| b.up_since.cmp(&a.up_since))
+            .then_with(|| b.node.cmp(&a.node))
+    })
+}
+
+/// Bids computed from this node's replica of every Node and pod.
+pub struct ReplicatedBids {
+    service: ObjectService,
+}
+
+impl ReplicatedBids {
+    pub fn new(service: ObjectService) -> Self {
+        ReplicatedBids { service }
+    }
+
+    fn all(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
+        let page = self.service.store.list(
+            res,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        page.items.iter().map(|i| parse_stored(i)).collect()
+    }
+}
+
+fn up_since(node: &Value) -> String {
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .or_else(|| {
+            node.pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+        })
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Evaluates every node for `pod` (pure: the nodes and all pods are given).
+pub fn evaluate(pod: &Value, nodes: &[Value], pods: &[Value]) -> Tender {
+    let mut by_node: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for p in pods {
+        if let Some(n) = p.pointer("/spec/nodeName").and_then(Value::as_str)
+            && !n.is_empty()
+        {
+            by_node.entry(n).or_default().push(p);
+        }
+    }
+    let cluster: Vec<Candidate> = nodes
+        .iter()
+        .map(|n| Candidate {
+            node: n,
+            pods: by_node
+                .get(
+                    n.pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                )
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let mut bids = Vec::new();
+    let mut reasons = Vec::new();
+    for (i, c) in cluster.iter().enumerate() {
+        let why = fit::unfit(pod, &cluster, i);
+        if why.is_empty() {
+            bids.push(Bid {
+                node: c.node["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                score: fit::score(pod, c.node, &c.pods),
+                up_since: up_since(c.node),
+            });
+        } else {
+            reasons.push(why);
+        }
+    }
+    if bids.is_empty() {
+        Tender::NoFit(fit::failed_scheduling_message(nodes.len(), &reasons))
+    } else {
+        Tender::Bids(bids)
+    }
+}
+
+impl BidSource for ReplicatedBids {
+    fn tender(&self, pod: &Value) -> Result<Tender, ApiError> {
+        let nodes = self
+            .service
+            .registry
+            .get("", "v1", "nodes")
+            .ok_or_else(|| ApiError::internal("nodes are not served"))?;
+        let pods = self
+            .service
+            .registry
+            .get("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        Ok(evaluate(pod, &self.all(&nodes)?, &self.all(&pods)?))
+    }
+}
+
+/// Whether this placement places the pod: unbound, not terminating, not finished, and for
+/// the default scheduler or `beemesh`.
+pub fn wants_placement(pod: &Value) -> bool {
+    let unbound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let scheduler = pod
+        .pointer("/spec/schedulerName")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_SCHEDULER);
+    unbound
+        && pod.pointer("/metadata/deletionTimestamp").is_none()
+        && fit::is_active(pod)
+        && (scheduler == DEFAULT_SCHEDULER
+            || scheduler == BEEMESH_SCHEDULER
+            || scheduler.is_empty())
+}
+
+/// A pod's retry state after it fit nowhere.
+struct Backoff {
+    next: Instant,
+    delay: Duration,
+}
+
+/// Places the unbound pods this node is home of.
+pub struct PlacementController {
+    service: ObjectService,
+    bids: Arc<dyn BidSource>,
+    backoff: HashMap<String, Backoff>,
+}
+
+impl PlacementController {
+    pub fn new(service: ObjectService) -> Self {
+        let bids = Arc::new(ReplicatedBids::new(service.clone()));
+        PlacementController::with_bids(service, bids)
+    }
+
+    pub fn with_bids(service: ObjectService, bids: Arc<dyn BidSource>) -> Self {
+        PlacementController {
+            service,
+            bids,
+            backoff: HashMap::new(),
+        }
+    }
+
+    fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
+        self.service
+            .registry
+            .get("", "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+    }
+
+    /// One pass over the unbound pods; returns the soonest backoff end, if any.
+    pub async fn pass(&mut self) -> Result<Option<Instant>, ApiError> {
+        let pods = self.resource("pods")?;
+        let page = self.service.store.list(
+            &pods,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        let now = Instant::now();
+        let mut seen = Vec::new();
+        let mut soonest: Option<Instant> = None;
+        for item in page.items {
+            let pod = parse_stored(&item)?;
+            if !wants_placement(&pod) {
+                continue;
+            }
+            let ns = pod["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            if !self.service.store.is_home(&pods, Some(&ns), &name) {
+                continue;
+            }
+            seen.push(uid.clone());
+            if let Some(b) = self.backoff.get(&uid)
+                && b.next > now
+            {
+                soonest = Some(soonest.map_or(b.next, |s| s.min(b.next)));
+                continue;
+            }
+            match self.place(&pods, &pod, &ns, &name, &uid).await {
+                Ok(true) => {
+                    self.backoff.remove(&uid);
+                }
+                Ok(false) => {
+                    let delay = self
+                        .backoff
+                        .get(&uid)
+                        .map_or(INITIAL_BACKOFF, |b| (b.delay * 2).min(MAX_BACKOFF));
+                    let next = Instant::now() + delay;
+                    soonest = Some(soonest.map_or(next, |s| s.min(next)));
+                    self.backoff.insert(uid, Backoff { next, delay });
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %name, namespace = %ns, error = %e, "placing a pod failed")
+                }
+            }
+        }
+        self.backoff.retain(|uid, _| seen.contains(uid));
+        Ok(soonest)
+    }
+
+    /// Tenders one pod and binds it to the best bid; `false` when it fits nowhere.
+    async fn place(
+        &self,
+        pods: &ResourceInfo,
+        pod: &Value,
+        ns: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<bool, ApiError> {
+        let component = match pod.pointer("/spec/schedulerName").and_then(Value::as_str) {
+            Some(BEEMESH_SCHEDULER) => BEEMESH_SCHEDULER,
+            _ => DEFAULT_SCHEDULER,
+        };
+        let involved = Involved {
+            kind: "Pod",
+            namespace: Some(ns),
+            name,
+            uid,
+        };
+        match self.bids.tender(pod)? {
+            Tender::Bids(bids) => {
+                let Some(best) = award(&bids) else {
+                    return Ok(false);
+                };
+                match binding::bind(
+                    &self.service,
+                    pods,
+                    ns,
+                    name,
+                    &best.node,
+                    None,
+                    Some(uid),
+                    None,
+                )
+                .await
+                {
+                    Ok(_) => {
+                        tracing::info!(pod = name, namespace = ns, node = %best.node, "pod placed");
+                        record_event(
+                            &self.service,
+                            involved,
+                            (component, ""),
+                            "Normal",
+                            "Scheduled",
+                            &format!("Successfully assigned {ns}/{name} to {}", best.node),
+                        )
+                        .await;
+                        Ok(true)
+                    }
+                    // Bound meanwhile (another home during churn) or gone: nothing to do.
+                    Err(e) if e.code() == 409 || e.code() == 404 => Ok(true),
+                    Err(e) => Err(e),
+                }
+            }
+            Tender::NoFit(message) => {
+                let changed = self.mark_unschedulable(pods, ns, name, &message).await?;
+                if changed {
+                    record_event(
+                        &self.service,
+                        involved,
+                        (component, ""),
+                        "Warning",
+                        "FailedScheduling",
+                        &message,
+                    )
+                    .await;
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Sets `PodScheduled=False` (`Unschedulable`) with the message; `true` when the
+    /// condition's message changed (a new event is worth recording then).
+    async fn mark_unschedulable(
+        &self,
+        pods: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        message: &str,
+    ) -> Result<bool, ApiError> {
+        let current = self.service.store.get(pods, Some(ns), name)?;
+        let same = current
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled"))
+            .is_some_and(|c| {
+                c["status"] == "False" && c["reason"] == "Unschedulable" && c["message"] == message
+            });
+        if same {
+            return Ok(false);
+        }
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let written = self
+            .service
+            .update(
+                pods,
+                Some(ns),
+                name,
+                Part::Status,
+                &WriteOptions::default(),
+                |cur| {
+                    let mut new = cur.clone();
+                    binding::set_condition(
+                        &mut new,
+                        json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                               "message": message, "lastProbeTime": null,
+                               "lastTransitionTime": now}),
+                    );
+                    if new["status"].get("phase").is_none() {
+                        new["status"]["phase"] = json!("Pending");
+                    }
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove("resourceVersion");
+                    }
+                    Ok(new)
+                },
+            )
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs forever: a pass whenever a pod or Node changes, a backoff ends, or `IDLE`.
+    pub async fn run(mut self) {
+        loop {
+            let from = self.service.store.revision();
+            let soonest = match self.pass().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "placement pass failed");
+                    None
+                }
+            };
+            let wait = soonest
+                .map(|t| t.saturating_duration_since(Instant::now()) + Duration::from_millis(20))
+                .map_or(IDLE, |d| d.min(IDLE));
+            let (Ok(pods), Ok(nodes)) = (self.resource("pods"), self.resource("nodes")) else {
+                return;
+            };
+            // Any pod change (a new pod, one freed or deleted) or Node change can make room.
+            tokio::select! {
+                _ = wait_for_change(&self.service, &pods, from, wait, |_| true) => {}
+                _ = wait_for_change(&self.service, &nodes, from, wait, |_| true) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, cpu: &str, ready_since: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+               "status": {"allocatable": {"cpu": cpu, "memory": "4Gi", "pods": "110"},
+                          "conditions": [{"type": "Ready", "status": "True",
+                                          "lastTransitionTime": ready_since}]}})
+    }
+
+    #[test]
+    fn the_best_bid_wins_and_the_longest_up_breaks_ties() {
+        let nodes = [
+            node("young", "2", "2026-01-02T00:00:00Z"),
+            node("old", "2", "2026-01-01T00:00:00Z"),
+            node("small", "1", "2025-01-01T00:00:00Z"),
+        ];
+        let pod =
+            json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": [{}]}});
+        let Tender::Bids(bids) = evaluate(&pod, &nodes, &[]) else {
+            panic!("every node fits");
+        };
+        assert_eq!(award(&bids).unwrap().node, "old");
+    }
+
+    #[test]
+    fn a_pod_that_fits_nowhere_gets_the_schedulers_message() {
+        let nodes = [node("a", "1", "t"), node("b", "1", "t")];
+        let pod = json!({"metadata": {"name": "p", "namespace": "d"}, "spec": {"containers": [
+            {"resources": {"requests": {"cpu": "2"}}}]}});
+        assert_eq!(
+            evaluate(&pod, &nodes, &[]),
+            Tender::NoFit(
+                "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: \
+                 2 No preemption victims found for incoming pod."
+                    .into()
+            )
+        );
+    }
+
+    #[test]
+    fn only_unbound_live_pods_of_our_schedulers_are_placed() {
+        let base =
+            json!({"metadata": {"name": "p"}, "spec": {"schedulerName": "default-scheduler"}});
+        assert!(wants_placement(&base));
+        let mut bound = base.clone();
+        bound["spec"]["nodeName"] = json!("n1");
+        assert!(!wants_placement(&bound));
+        let mut other = base.clone();
+        other["spec"]["schedulerName"] = json!("volcano");
+        assert!(!wants_placement(&other));
+        let mut ours = base.clone();
+        ours["spec"]["schedulerName"] = json!("beemesh");
+        assert!(wants_placement(&ours));
+        let mut going = base.clone();
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert!(!wants_placement(&going));
+    }
+}
