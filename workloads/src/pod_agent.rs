@@ -571,3 +571,160 @@ impl PodAgent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn c(name: &str, state: ContainerState) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            image: "img".into(),
+            image_id: "sim://img".into(),
+            container_id: format!("sim://{name}"),
+            state,
+            restart_count: 0,
+        }
+    }
+
+    fn running(name: &str) -> ContainerStatus {
+        c(name, ContainerState::Running { started_at: at(0) })
+    }
+
+    fn exited(name: &str, code: i32) -> ContainerStatus {
+        c(
+            name,
+            ContainerState::Terminated {
+                exit_code: code,
+                reason: "x".into(),
+                started_at: at(0),
+                finished_at: at(1),
+            },
+        )
+    }
+
+    #[test]
+    fn phase_follows_the_containers() {
+        let waiting = c(
+            "w",
+            ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+            },
+        );
+        assert_eq!(phase(&[running("a"), waiting], "Always"), "Pending");
+        assert_eq!(phase(&[running("a"), exited("b", 0)], "Never"), "Running");
+        assert_eq!(
+            phase(&[exited("a", 0), exited("b", 0)], "Never"),
+            "Succeeded"
+        );
+        assert_eq!(phase(&[exited("a", 0), exited("b", 1)], "Never"), "Failed");
+        assert_eq!(phase(&[exited("a", 1)], "OnFailure"), "Running");
+        assert_eq!(phase(&[], "Always"), "Pending");
+    }
+
+    #[test]
+    fn status_keeps_transition_times_and_foreign_fields() {
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "d", "uid": "u"},
+            "spec": {"nodeName": "n", "containers": [{"name": "a", "image": "img"}]},
+            "status": {"phase": "Pending", "qosClass": "BestEffort", "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+                {"type": "DisruptionTarget", "status": "True", "reason": "x"},
+            ]},
+        });
+        let rt = PodRuntimeStatus {
+            init_containers: vec![],
+            containers: vec![running("a")],
+            ips: vec!["10.64.0.2".parse().unwrap()],
+            recheck_after: None,
+        };
+        let s = pod_status(
+            &pod,
+            &rt,
+            "10.0.0.1".parse().unwrap(),
+            "2026-01-01T00:00:00Z",
+        );
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(s["qosClass"], "BestEffort");
+        assert_eq!(s["podIP"], "10.64.0.2");
+        assert_eq!(s["startTime"], "2026-01-01T00:00:00Z");
+        let conds = s["conditions"].as_array().unwrap();
+        let find = |k: &str| conds.iter().find(|c| c["type"] == k).unwrap();
+        assert_eq!(
+            find("PodScheduled")["lastTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(find("Ready")["lastTransitionTime"], "2026-01-01T00:00:00Z");
+        assert_eq!(find("DisruptionTarget")["reason"], "x");
+        assert_eq!(s["containerStatuses"][0]["containerID"], "sim://a");
+        // A second computation from its own output changes nothing (no rewrite loop).
+        let mut again = pod.clone();
+        again["status"] = s.clone();
+        assert_eq!(
+            pod_status(
+                &again,
+                &rt,
+                "10.0.0.1".parse().unwrap(),
+                "2026-01-01T00:09:00Z"
+            ),
+            s
+        );
+    }
+
+    #[test]
+    fn unready_containers_are_named() {
+        let pod = json!({"metadata": {"uid": "u"}, "spec": {"containers": []}});
+        let rt = PodRuntimeStatus {
+            init_containers: vec![],
+            containers: vec![
+                running("a"),
+                c(
+                    "b",
+                    ContainerState::Waiting {
+                        reason: "ContainerCreating".into(),
+                    },
+                ),
+            ],
+            ips: vec![],
+            recheck_after: None,
+        };
+        let s = pod_status(
+            &pod,
+            &rt,
+            "10.0.0.1".parse().unwrap(),
+            "2026-01-01T00:00:00Z",
+        );
+        let ready = s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "ContainersNotReady");
+        assert_eq!(ready["message"], "containers with unready status: [b]");
+        assert!(s["containerStatuses"][1].get("containerID").is_none());
+        assert_eq!(s["containerStatuses"][1]["started"], false);
+    }
+
+    #[test]
+    fn the_needle_finds_only_this_nodes_pods() {
+        let agent_needle = format!("\"nodeName\":{}", Value::String("n-1".into()));
+        let mine = serde_json::to_vec(&json!({"spec": {"nodeName": "n-1"}})).unwrap();
+        let other = serde_json::to_vec(&json!({"spec": {"nodeName": "n-10"}})).unwrap();
+        let has = |raw: &[u8]| {
+            raw.windows(agent_needle.len())
+                .any(|w| w == agent_needle.as_bytes())
+        };
+        assert!(has(&mine));
+        // The needle ends with the closing quote: `n-1` does not match `n-10`.
+        assert!(!has(&other));
+    }
+}
