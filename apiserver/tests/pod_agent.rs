@@ -60,7 +60,14 @@ async fn get_pod(node: &Node, name: &str) -> (StatusCode, Value) {
         .send()
         .await;
     let status = r.status;
-    (status, if status == StatusCode::OK { r.json() } else { Value::Null })
+    (
+        status,
+        if status == StatusCode::OK {
+            r.json()
+        } else {
+            Value::Null
+        },
+    )
 }
 
 async fn wait_phase(node: &Node, name: &str, phase: &str) -> Value {
@@ -88,8 +95,11 @@ fn condition<'a>(p: &'a Value, kind: &str) -> &'a Value {
 #[tokio::test]
 async fn a_bound_pod_runs_with_the_kubelets_status_and_goes_on_delete() {
     let node = node_with_agent().await;
-    node.create("/api/v1/namespaces/default/pods", pod("web", NODE, json!({})))
-        .await;
+    node.create(
+        "/api/v1/namespaces/default/pods",
+        pod("web", NODE, json!({})),
+    )
+    .await;
     let p = wait_phase(&node, "web", "Running").await;
     let s = &p["status"];
     assert_eq!(s["hostIP"], "10.1.2.3");
@@ -139,7 +149,10 @@ async fn a_bound_pod_runs_with_the_kubelets_status_and_goes_on_delete() {
 
     // A graceful delete (30 s by default) is ended by the agent as soon as it stopped the pod.
     let started = Instant::now();
-    let r = node.delete("/api/v1/namespaces/default/pods/web").send().await;
+    let r = node
+        .delete("/api/v1/namespaces/default/pods/web")
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
     loop {
@@ -155,8 +168,11 @@ async fn a_bound_pod_runs_with_the_kubelets_status_and_goes_on_delete() {
     }
 
     // A recreated pod of the same name is a new pod (new uid) and runs again.
-    node.create("/api/v1/namespaces/default/pods", pod("web", NODE, json!({})))
-        .await;
+    node.create(
+        "/api/v1/namespaces/default/pods",
+        pod("web", NODE, json!({})),
+    )
+    .await;
     wait_phase(&node, "web", "Running").await;
 }
 
@@ -168,8 +184,11 @@ async fn pods_bound_elsewhere_are_left_alone() {
         pod("other", "another-node", json!({})),
     )
     .await;
-    node.create("/api/v1/namespaces/default/pods", pod("mine", NODE, json!({})))
-        .await;
+    node.create(
+        "/api/v1/namespaces/default/pods",
+        pod("mine", NODE, json!({})),
+    )
+    .await;
     wait_phase(&node, "mine", "Running").await;
     let (_, other) = get_pod(&node, "other").await;
     assert_eq!(other["status"]["phase"], "Pending");
