@@ -217,4 +217,12 @@ async fn a_job_like_pod_completes_with_the_sim_annotation() {
     assert_eq!(c["ready"], false);
     assert_eq!(condition(&p, "Ready")["status"], "False");
     assert_eq!(condition(&p, "Ready")["reason"], "PodCompleted");
+    // The finished pod keeps its recorded IP, and its status is not rewritten again.
+    assert!(p["status"]["podIP"].is_string(), "{p:#}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, later) = get_pod(&node, "job").await;
+    assert_eq!(
+        later["metadata"]["resourceVersion"],
+        p["metadata"]["resourceVersion"]
+    );
 }

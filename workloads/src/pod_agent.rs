@@ -178,6 +178,11 @@ fn phase(containers: &[ContainerStatus], restart_policy: &str) -> &'static str {
     }
 }
 
+/// The phase the runtime's report means for this pod.
+fn phase_of(rt: &PodRuntimeStatus, start: &PodStart) -> &'static str {
+    phase(&rt.containers, &start.restart_policy)
+}
+
 /// The pod's whole `status` from what the runtime reports, as the kubelet computes it
 /// (`generateAPIPodStatus`). Fields the agent does not own (`qosClass`, conditions other
 /// agents add such as `DisruptionTarget`, `nominatedNodeName`) are kept.
@@ -369,27 +374,43 @@ impl PodAgent {
         let Some(rt) = self.runtime.pod_status(&start.uid).await else {
             return Ok(Some(RETRY));
         };
-        self.write_status(pods, &start, &rt).await?;
+        let stored = self.write_status(pods, &start, &rt).await?;
+        let terminal = matches!(phase_of(&rt, &start), "Succeeded" | "Failed");
+        if stored && terminal {
+            // As the kubelet tears down a finished pod's sandbox: the IP is free again, and
+            // the stored status (podIP included) stays as the record.
+            self.runtime
+                .stop_pod(&start.uid, Duration::ZERO)
+                .await
+                .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
+            return Ok(None);
+        }
         Ok(rt.recheck_after)
     }
 
+    /// Writes the pod's status; true once it is stored (false: the pod is gone or replaced).
     async fn write_status(
         &self,
         pods: &ResourceInfo,
         start: &PodStart,
         rt: &PodRuntimeStatus,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let now = rfc3339(Utc::now());
-        let current = self
+        let current = match self
             .service
             .store
-            .get(pods, Some(&start.namespace), &start.name)?;
+            .get(pods, Some(&start.namespace), &start.name)
+        {
+            Ok(current) => current,
+            Err(e) if e.code() == 404 => return Ok(false),
+            Err(e) => return Err(e),
+        };
         if str_at(&current, "/metadata/uid") != start.uid {
-            return Ok(());
+            return Ok(false);
         }
         let wanted = pod_status(&current, rt, self.host_ip, &now);
         if current.get("status") == Some(&wanted) {
-            return Ok(());
+            return Ok(true);
         }
         let result = self
             .service
@@ -415,8 +436,8 @@ impl PodAgent {
             )
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == 404 || e.code() == 409 => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -1,9 +1,11 @@
 //! Ends graceful pod deletions. A DELETE of a pod bound to a node marks it with
 //! `deletionTimestamp = now + grace` and `deletionGracePeriodSeconds` (see
 //! `translator::deletion`); upstream's kubelet then stops the containers and removes the
-//! pod with a zero grace period. BeeMesh has no container runtime yet, so the pod's home
-//! node stands in for the kubelet: once the deadline passes it deletes the pod with
-//! `gracePeriodSeconds: 0` and a uid precondition (finalizers, if any, still hold it).
+//! pod with a zero grace period. On a node run with `--runtime`, its `pod_agent` does that
+//! at once. This controller is the fallback for every other pod (its node runs no agent,
+//! or is gone): once the deadline passes the pod's home node deletes it with
+//! `gracePeriodSeconds: 0` and a uid precondition (finalizers, if any, still hold it); a
+//! pod an agent removed first is a 404, ignored.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
