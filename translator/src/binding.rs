@@ -1,12 +1,16 @@
 //! `POST pods/<name>/binding`: sets `spec.nodeName` once, as upstream's BindingREST. The
-//! write re-reads the stored pod on every attempt, so of two concurrent bindings exactly one
-//! wins; the other sees the pod bound and gets 409, as upstream's `assignPod`.
+//! write is a compare-and-set on the stored pod's version, retried on a lost race after
+//! re-reading, so of two concurrent bindings exactly one wins; the other sees the pod bound
+//! and gets 409, as upstream's `assignPod`.
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::Cause;
-use crate::service::{ObjectService, Part, WriteOptions};
+use crate::service::ObjectService;
+use crate::store::Preconditions;
 use crate::{ApiError, ResourceInfo};
 
 /// Checks a Binding body (as upstream's `ValidatePodBinding`) and that its name is the
@@ -47,7 +51,10 @@ pub fn target_node(binding: &Value, pod_name: &str) -> Result<String, ApiError> 
 }
 
 /// Binds the pod to `node`: sets `spec.nodeName`, the binding's annotations, and the
-/// `PodScheduled=True` condition. `uid`/`resource_version` are the binding's preconditions.
+/// `PodScheduled=True` condition in one compare-and-set on the stored pod (as upstream's
+/// `assignPod`, straight to storage: a binding is not a pod update). `uid` and
+/// `resource_version` are the binding's preconditions.
+#[allow(clippy::too_many_arguments)]
 pub async fn bind(
     service: &ObjectService,
     pods: &ResourceInfo,
@@ -59,36 +66,23 @@ pub async fn bind(
     resource_version: Option<&str>,
 ) -> Result<Value, ApiError> {
     let conflict = |why: String| ApiError::conflict("", "pods/binding", name, &why);
-    let written = service
-        .update(
-            pods,
-            Some(namespace),
-            name,
-            Part::Main,
-            &WriteOptions::default(),
-            |cur| {
-                let meta = |f: &str| {
-                    cur.pointer(&format!("/metadata/{f}"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                };
-                if let Some(u) = uid.filter(|u| !u.is_empty())
-                    && u != meta("uid")
-                {
-                    return Err(conflict(format!(
-                        "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
-                        meta("uid")
-                    )));
-                }
-                if let Some(rv) = resource_version.filter(|r| !r.is_empty())
-                    && rv != meta("resourceVersion")
-                {
-                    return Err(conflict(format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        meta("resourceVersion")
-                    )));
-                }
+    let pre = Preconditions {
+        uid: uid.filter(|u| !u.is_empty()).map(str::to_string),
+        resource_version: resource_version
+            .filter(|r| !r.is_empty())
+            .map(str::to_string),
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // Set when the pod itself refuses the binding, so that conflict is final.
+        let refused = AtomicBool::new(false);
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let result = service
+            .store
+            .update(pods, Some(namespace), name, &pre, |cur| {
                 if cur.pointer("/metadata/deletionTimestamp").is_some() {
+                    refused.store(true, Ordering::Relaxed);
                     return Err(conflict(format!(
                         "pod {name} is being deleted, cannot be assigned to a host"
                     )));
@@ -98,11 +92,12 @@ pub async fn bind(
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 if !bound.is_empty() {
+                    refused.store(true, Ordering::Relaxed);
                     return Err(conflict(format!(
                         "pod {name} is already assigned to node \"{bound}\""
                     )));
                 }
-                let mut new = cur.clone();
+                let mut new = cur;
                 new["spec"]["nodeName"] = json!(node);
                 if let Some(extra) = annotations.filter(|a| !a.is_empty()) {
                     if !new["metadata"]["annotations"].is_object() {
@@ -112,38 +107,27 @@ pub async fn bind(
                         new["metadata"]["annotations"][k] = v.clone();
                     }
                 }
-                // The object's resourceVersion is the stored one; the write retries itself.
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
-                Ok(new)
-            },
-        )
-        .await?;
-    // Upstream sets PodScheduled=True in the same write; status is a separate part here.
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let with_condition = service
-        .update(
-            pods,
-            Some(namespace),
-            name,
-            Part::Status,
-            &WriteOptions::default(),
-            |cur| {
-                let mut new = cur.clone();
                 set_condition(
                     &mut new,
                     json!({"type": "PodScheduled", "status": "True",
                            "lastProbeTime": null, "lastTransitionTime": now}),
                 );
-                if let Some(m) = new["metadata"].as_object_mut() {
-                    m.remove("resourceVersion");
-                }
-                Ok(new)
-            },
-        )
-        .await;
-    Ok(with_condition.map_or(written.object, |w| w.object))
+                Ok(Some(new))
+            })
+            .await;
+        match result {
+            // Someone else wrote the pod between our read and write: read it again.
+            Err(e)
+                if e.code() == 409
+                    && !refused.load(Ordering::Relaxed)
+                    && pre.resource_version.is_none()
+                    && attempts < 20 =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Puts `condition` in `status.conditions`, replacing the one of its type; a transition

@@ -348,53 +348,39 @@ pub fn unfit(pod: &Value, cluster: &[Candidate], index: usize) -> Vec<Reason> {
         return vec![Reason::fixed("node(s) not found")];
     };
     let (node, bound) = (here.node, here.pods.as_slice());
-    let mut out = Vec::new();
+    // kube-scheduler stops at the first filter plugin that rejects a node, in its default
+    // order: NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit,
+    // InterPodAffinity. Only that plugin's reasons count in the message.
     if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true)
-        && !array_at(pod, "/spec/tolerations").iter().any(|t| {
-            tolerates(
-                t,
-                &serde_json::json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}),
-            )
-        })
+        && !tolerated_by(pod, "node.kubernetes.io/unschedulable")
     {
-        out.push(Reason::fixed("node(s) were unschedulable"));
-    }
-    if !matches_node_selector(pod, node) {
-        out.push(Reason::fixed(
-            "node(s) didn't match Pod's node affinity/selector",
-        ));
+        return vec![Reason::fixed("node(s) were unschedulable")];
     }
     if let Some(t) = untolerated_taint(pod, node) {
-        out.push(Reason::fixed(format!(
+        return vec![Reason::fixed(format!(
             "node(s) had untolerated taint {{{}: {}}}",
             str_at(t, "/key"),
             str_at(t, "/value")
-        )));
-    } else if !ready(node) {
-        // The lifecycle controller's not-ready taint may lag the condition.
-        let tolerated = array_at(pod, "/spec/tolerations").iter().any(|t| {
-            tolerates(
-                t,
-                &serde_json::json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}),
-            )
-        });
-        if !tolerated {
-            out.push(Reason::fixed(
-                "node(s) had untolerated taint {node.kubernetes.io/not-ready: }",
-            ));
-        }
+        ))];
+    }
+    // The lifecycle controller's not-ready taint may lag the condition.
+    if !ready(node) && !tolerated_by(pod, "node.kubernetes.io/not-ready") {
+        return vec![Reason::fixed(
+            "node(s) had untolerated taint {node.kubernetes.io/not-ready: }",
+        )];
+    }
+    if !matches_node_selector(pod, node) {
+        return vec![Reason::fixed(
+            "node(s) didn't match Pod's node affinity/selector",
+        )];
     }
     let active: Vec<&Value> = bound.iter().copied().filter(|p| is_active(p)).collect();
-    if anti_affinity_violated(pod, node, cluster) {
-        out.push(Reason::preemptible(
-            "node(s) didn't match pod anti-affinity rules",
-        ));
-    }
     let allocatable = |name: &str| {
         node.pointer(&format!("/status/allocatable/{name}"))
             .and_then(Value::as_str)
             .and_then(milli)
     };
+    let mut out = Vec::new();
     if let Some(max) = allocatable("pods")
         && i128::try_from(active.len() + 1).unwrap_or(i128::MAX) * 1000 > max
     {
@@ -412,19 +398,33 @@ pub fn unfit(pod: &Value, cluster: &[Candidate], index: usize) -> Vec<Reason> {
             out.push(Reason::preemptible(format!("Insufficient {name}")));
         }
     }
-    // Extended resources (e.g. nvidia.com/gpu) a node must advertise.
+    // Extended resources (e.g. nvidia.com/gpu, hugepages-2Mi) a node must advertise.
     for (name, need) in &want {
-        if [CPU, MEMORY, EPHEMERAL].contains(&name.as_str()) || *need == 0 {
+        if *need == 0 || !(name.starts_with("hugepages-") || name.contains('/')) {
             continue;
         }
-        if name.starts_with("hugepages-") || name.contains('/') {
-            let free = allocatable(name).unwrap_or(0) - used.get(name).copied().unwrap_or(0);
-            if *need > free {
-                out.push(Reason::preemptible(format!("Insufficient {name}")));
-            }
+        let free = allocatable(name).unwrap_or(0) - used.get(name).copied().unwrap_or(0);
+        if *need > free {
+            out.push(Reason::preemptible(format!("Insufficient {name}")));
         }
     }
-    out
+    if !out.is_empty() {
+        return out;
+    }
+    if anti_affinity_violated(pod, node, cluster) {
+        return vec![Reason::preemptible(
+            "node(s) didn't match pod anti-affinity rules",
+        )];
+    }
+    Vec::new()
+}
+
+/// Whether the pod tolerates the NoSchedule taint `key` (with no value).
+fn tolerated_by(pod: &Value, key: &str) -> bool {
+    let taint = serde_json::json!({"key": key, "effect": "NoSchedule"});
+    array_at(pod, "/spec/tolerations")
+        .iter()
+        .any(|t| tolerates(t, &taint))
 }
 
 fn used(active: &[&Value]) -> BTreeMap<String, i128> {
