@@ -32,7 +32,7 @@ pub enum RuntimeError {
     /// The `--runtime` named is not one BeeMesh has (yet).
     #[error("--runtime {0}: not implemented yet (available: sim)")]
     NotImplemented(String),
-    #[error("--runtime {0:?}: unknown runtime (one of sim, process, docker)")]
+    #[error("unknown runtime {0:?} (one of sim, process, docker)")]
     Unknown(String),
     /// The node's pod address range is used up.
     #[error("no free pod IP in {0}")]
