@@ -128,6 +128,26 @@ async fn creates_replaces_and_scales_exactly() {
         );
     }
     stays(&node, "web", 3).await;
+    // `kubectl describe rs` shows the controller's events.
+    let events = node
+        .get("/api/v1/namespaces/default/events")
+        .send()
+        .await
+        .json();
+    let created: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["involvedObject"]["uid"] == uid.as_str() && e["reason"] == "SuccessfulCreate")
+        .collect();
+    assert_eq!(created.len(), 3, "{events}");
+    assert!(
+        created[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Created pod: web-")
+    );
+    assert_eq!(created[0]["source"]["component"], "replicaset-controller");
     until_status(&node, &format!("{RS}/web"), "status", |s| {
         s["replicas"] == 3 && s["fullyLabeledReplicas"] == 3 && s["observedGeneration"] == 1
     })

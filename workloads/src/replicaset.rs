@@ -23,8 +23,10 @@ use crate::change_wait::wait_for_change;
 const RESYNC: Duration = Duration::from_secs(10);
 /// Re-check interval while expectations are pending or a minReadySeconds wait runs.
 const SHORT: Duration = Duration::from_millis(250);
-/// Upstream's ExpectationsTimeout: unobserved creates/deletes stop blocking after this.
-const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
+/// Unobserved creates/deletes stop blocking after this. Upstream waits 5 minutes, but its
+/// informer sees every event; a pass here sees only the pods present, so a pod created and
+/// deleted between two passes is never observed and must not hold the controller long.
+const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upstream's burstReplicas: most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
 
@@ -40,6 +42,13 @@ impl Kind {
         match self {
             Kind::ReplicaSet => ("apps", "v1", "replicasets"),
             Kind::ReplicationController => ("", "v1", "replicationcontrollers"),
+        }
+    }
+    /// The event source upstream's controllers report as.
+    fn component(self) -> &'static str {
+        match self {
+            Kind::ReplicaSet => "replicaset-controller",
+            Kind::ReplicationController => "replication-controller",
         }
     }
     fn api_version(self) -> &'static str {
@@ -619,6 +628,41 @@ impl ReplicaSetController {
         Ok(out)
     }
 
+    /// An event on the controller, as upstream's recorder writes it (`SuccessfulCreate`,
+    /// `SuccessfulDelete`, `FailedCreate`, ...); failing to record one is not an error.
+    async fn event(&self, kind: Kind, owner: &Value, type_: &str, reason: &str, message: String) {
+        let Some(events) = self.service.registry.get("", "v1", "events") else {
+            return;
+        };
+        let (Some(ns), Some(name)) = (meta(owner, "namespace"), meta(owner, "name")) else {
+            return;
+        };
+        let now = beemesh_translator::service::now_rfc3339();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+            "involvedObject": {"apiVersion": kind.api_version(), "kind": kind.kind(),
+                               "name": name, "namespace": ns, "uid": meta(owner, "uid"),
+                               "resourceVersion": meta(owner, "resourceVersion")},
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": kind.component()},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": kind.component(),
+        });
+        if let Err(e) = self
+            .service
+            .create(&events, Some(ns), event, &WriteOptions::default())
+            .await
+        {
+            tracing::debug!(error = %e, "replicaset event not recorded");
+        }
+    }
+
     /// Upstream's canAdopt: a fresh read shows the same, not deleting, controller.
     fn can_adopt(&self, res: &ResourceInfo, owner: &Value) -> bool {
         let ns = meta(owner, "namespace");
@@ -751,12 +795,30 @@ impl ReplicaSetController {
                         Err(e) => error = Some(e),
                     }
                 }
+                for n in &names {
+                    self.event(
+                        kind,
+                        owner,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {n}"),
+                    )
+                    .await;
+                }
                 self.expectations.expect(uid, names, Vec::new());
                 if let Some(e) = error {
                     // A terminating namespace refuses new pods; upstream does not report it.
                     if e.code() == 403 && e.to_string().contains("being terminated") {
                         return Ok(());
                     }
+                    self.event(
+                        kind,
+                        owner,
+                        "Warning",
+                        "FailedCreate",
+                        format!("Error creating: {e}"),
+                    )
+                    .await;
                     return Err(("FailedCreate", e.to_string()));
                 }
                 remaining -= n;
@@ -784,9 +846,29 @@ impl ReplicaSetController {
                     .delete_with(pods_res, Some(ns), name, &opts)
                     .await
                 {
-                    Ok(_) => deleted.push(pod_uid.to_string()),
+                    Ok(_) => {
+                        deleted.push(pod_uid.to_string());
+                        self.event(
+                            kind,
+                            owner,
+                            "Normal",
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {name}"),
+                        )
+                        .await;
+                    }
                     Err(e) if e.code() == 404 || e.code() == 409 => {}
-                    Err(e) => error = Some(e),
+                    Err(e) => {
+                        self.event(
+                            kind,
+                            owner,
+                            "Warning",
+                            "FailedDelete",
+                            format!("Error deleting: {e}"),
+                        )
+                        .await;
+                        error = Some(e);
+                    }
                 }
             }
             self.expectations.expect(uid, Vec::new(), deleted);
