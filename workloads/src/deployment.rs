@@ -54,7 +54,7 @@ pub fn template_hash(template: &Value, collision_count: Option<i64>) -> String {
         }
     };
     let mut canon = String::new();
-    canonical(template, &mut canon);
+    canonical(&semantic(template), &mut canon);
     feed(canon.as_bytes());
     if let Some(c) = collision_count {
         let mut bytes = [0u8; 8];
@@ -237,21 +237,38 @@ fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
-/// A template without the `pod-template-hash` label and without empty metadata, so a
+/// Drops nulls, empty lists and empty objects (but `emptyDir: {}`, which means something),
+/// as upstream's semantic equality does not tell a zero struct or an empty slice from an
+/// absent one: `kubectl rollout undo` sends an old template back with `resources: {}`.
+fn semantic(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k, semantic(x)))
+                .filter(|(k, x)| match x {
+                    Value::Null => false,
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Object(o) => !o.is_empty() || k.as_str() == "emptyDir",
+                    _ => true,
+                })
+                .map(|(k, x)| (k.clone(), x))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A template without the `pod-template-hash` label, compared semantically, so a
 /// ReplicaSet's template compares equal to the Deployment's it came from.
 fn without_hash(template: &Value) -> Value {
-    let mut t = template.clone();
+    let mut t = semantic(template);
     if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
         if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
             labels.remove(HASH_LABEL);
         }
-        meta.retain(|_, v| match v {
-            Value::Null => false,
-            Value::Object(m) => !m.is_empty(),
-            _ => true,
-        });
     }
-    t
+    semantic(&t)
 }
 
 /// Upstream's `NewRSNewReplicas`: how many replicas the new ReplicaSet may have now.
@@ -1423,6 +1440,11 @@ mod tests {
         let b = json!({"metadata": {"labels": {"app": "x"}}, "spec": {}});
         assert_eq!(without_hash(&a), without_hash(&b));
         let c = json!({"metadata": {"labels": {HASH_LABEL: "abc"}, "creationTimestamp": null}, "spec": {}});
-        assert_eq!(without_hash(&c), json!({"metadata": {}, "spec": {}}));
+        assert_eq!(without_hash(&c), json!({}));
+        let undo = json!({"spec": {"containers": [{"name": "c", "resources": {}, "env": []}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}});
+        let stored = json!({"spec": {"containers": [{"name": "c"}], "volumes": [{"name": "v", "emptyDir": {}}]}});
+        assert_eq!(without_hash(&undo), without_hash(&stored));
+        assert_eq!(template_hash(&undo, None), template_hash(&stored, None));
     }
 }
