@@ -290,3 +290,17 @@ async fn replication_controllers_get_pods_too() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     until_pods(&node, "legacy", "pods collected", |p| p.is_empty()).await;
 }
+
+/// Two controllers acting on the same ReplicaSets (as two nodes may during membership
+/// churn) may briefly over-create, but the count settles at exactly `replicas`.
+#[tokio::test]
+async fn a_double_reconcile_settles_at_replicas() {
+    let node = node().await;
+    tokio::spawn(ReplicaSetController::new(node.state.service.clone()).run());
+    node.create(RS, replicaset("twice", 4)).await;
+    until_pods(&node, "twice", "4 pods", |p| p.len() == 4).await;
+    stays(&node, "twice", 4).await;
+    scale(&node, &format!("{RS}/twice"), 2).await;
+    until_pods(&node, "twice", "2 pods", |p| p.len() == 2).await;
+    stays(&node, "twice", 2).await;
+}

@@ -27,6 +27,8 @@ const SHORT: Duration = Duration::from_millis(250);
 /// informer sees every event; a pass here sees only the pods present, so a pod created and
 /// deleted between two passes is never observed and must not hold the controller long.
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest time between the starts of two passes.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Upstream's burstReplicas: most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
 
@@ -468,6 +470,7 @@ impl ReplicaSetController {
     pub async fn run(self) {
         loop {
             let from = self.service.store.revision();
+            let started = Instant::now();
             let wait = match self.reconcile_all().await {
                 Ok(true) => SHORT,
                 Ok(false) => RESYNC,
@@ -487,6 +490,11 @@ impl ReplicaSetController {
                 _ = wait_for_change(&self.service, &pods, from, wait, |_| true) => {}
                 _ = wait_for_change(&self.service, &rs, from, wait, |_| true) => {}
                 _ = wait_for_change(&self.service, &rc, from, wait, |_| true) => {}
+            }
+            // Under churn (pod status updates from many kubelets) one pass then covers a
+            // batch of changes instead of one pass per change.
+            if let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
             }
         }
     }
