@@ -319,8 +319,11 @@ fn pod_grace_period(ctx: &Ctx) {
         }
         p.to_string()
     };
-    // Not bound to a node: removed at once, whatever the grace period.
-    k.create(&pod("unbound", None));
+    // Not bound to a node: removed at once, whatever the grace period. It names a
+    // scheduler nobody runs, so placement leaves it unbound (as upstream would).
+    let mut unbound: Value = serde_json::from_str(&pod("unbound", None)).unwrap_or_default();
+    unbound["spec"]["schedulerName"] = json!("no-such-scheduler");
+    k.create(&unbound.to_string());
     k.run(&["delete", "pod", "unbound", "--wait=false"]).ok();
     is_gone(k, "pod", "unbound").unwrap_or_else(|e| panic!("{e}"));
     // Bound: kept with deletionTimestamp until the grace period ends; kubectl waits.
