@@ -556,6 +556,11 @@ impl ReplicaSetController {
         let uid = meta(owner, "uid").unwrap_or_default();
         let deleting = owner.pointer("/metadata/deletionTimestamp").is_some();
         let selector = kind.selector(owner)?;
+        // Validation rejects these; should one be stored anyway, its own pods would never
+        // match and every pass would create more.
+        if selector.matches_nothing() || selector.is_empty() {
+            return Ok(Sync::default());
+        }
         let satisfied = self.expectations.satisfied(uid, ns_pods);
         let mut out = Sync { soon: !satisfied };
 
