@@ -2491,6 +2491,8 @@ fn patch_json(ctx: &Ctx) {
     assert_eq!(k.get_json(&["deploy", "web"])["spec"]["replicas"], 3);
 }
 
+/// `collisionCount`: the one status field the Deployment controller keeps as written (it
+/// recomputes the others, observedGeneration among them, as upstream's).
 fn patch_status_subresource(ctx: &Ctx) {
     let k = &ctx.kubectl;
     k.apply(&deployment("web", "nginx:1.27"));
@@ -2501,11 +2503,11 @@ fn patch_status_subresource(ctx: &Ctx) {
         "--subresource=status",
         "--type=merge",
         "-p",
-        r#"{"status":{"observedGeneration":42}}"#,
+        r#"{"status":{"collisionCount":42}}"#,
     ])
     .ok();
     assert_eq!(
-        jsonpath(k, &["deploy", "web"], "{.status.observedGeneration}"),
+        jsonpath(k, &["deploy", "web"], "{.status.collisionCount}"),
         "42"
     );
     // The main resource ignores status.
@@ -2515,12 +2517,12 @@ fn patch_status_subresource(ctx: &Ctx) {
         "web",
         "--type=merge",
         "-p",
-        r#"{"status":{"observedGeneration":7}}"#,
+        r#"{"status":{"collisionCount":7}}"#,
     ])
     .ok()
     .stdout_has("(no change)");
     assert_eq!(
-        jsonpath(k, &["deploy", "web"], "{.status.observedGeneration}"),
+        jsonpath(k, &["deploy", "web"], "{.status.collisionCount}"),
         "42"
     );
     // The status subresource ignores spec.
