@@ -206,13 +206,12 @@ fn term_matches(term: &Value, node: &Value) -> bool {
 /// `nodeSelector` and required node affinity (terms are ORed).
 pub fn matches_node_selector(pod: &Value, node: &Value) -> bool {
     let node_labels = labels(node);
-    if let Some(sel) = pod.pointer("/spec/nodeSelector").and_then(Value::as_object) {
-        if !sel
+    if let Some(sel) = pod.pointer("/spec/nodeSelector").and_then(Value::as_object)
+        && !sel
             .iter()
             .all(|(k, v)| node_labels.get(k.as_str()).copied() == v.as_str())
-        {
-            return false;
-        }
+    {
+        return false;
     }
     match pod.pointer(
         "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms",
