@@ -1585,7 +1585,18 @@ fn apply_server_side_diff_and_managed_fields(ctx: &Ctx) {
     let k = &ctx.kubectl;
     let d = deployment("ssa-diff", "nginx:1.27");
     k.run_stdin(&["apply", "--server-side", "-f", "-"], &d).ok();
-    let rv = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
+    // The controllers write the Deployment's status as its pods are created and placed:
+    // wait until that settles, so a moved resourceVersion below is the apply's doing.
+    let mut rv = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
+    let settle_by = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(1500));
+        let now = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
+        if now == rv || std::time::Instant::now() > settle_by {
+            break;
+        }
+        rv = now;
+    }
     let out = k.run_stdin(&["diff", "--server-side", "-f", "-"], &d).ok();
     assert!(out.stdout.trim().is_empty(), "diff after apply: {out}");
     // Applying the same manifest again changes nothing.
