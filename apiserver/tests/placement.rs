@@ -301,3 +301,27 @@ async fn a_binding_sets_the_node_once() {
         .await
         .status_error(404, "NotFound", "pods \"missing\" not found");
 }
+
+#[tokio::test]
+async fn racing_bindings_bind_exactly_once() {
+    let node = Node::start().await;
+    for i in 0..5 {
+        let mut p = pod(&format!("race-{i}"), None);
+        p["spec"]["schedulerName"] = json!("my-scheduler");
+        node.create(PODS, p).await;
+    }
+    for i in 0..5 {
+        let name = format!("race-{i}");
+        let sends = (0..4).map(|n| {
+            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                 "target": {"kind": "Node", "name": format!("n{n}")}});
+            let path = format!("{PODS}/{name}/binding");
+            let node = &node;
+            async move { node.post(&path).json(&binding).send().await.status }
+        });
+        let codes = futures::future::join_all(sends).await;
+        let created = codes.iter().filter(|c| **c == StatusCode::CREATED).count();
+        let conflicts = codes.iter().filter(|c| **c == StatusCode::CONFLICT).count();
+        assert_eq!((created, conflicts), (1, 3), "{codes:?}");
+    }
+}
