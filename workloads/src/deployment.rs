@@ -263,10 +263,11 @@ fn semantic(v: &Value) -> Value {
 /// ReplicaSet's template compares equal to the Deployment's it came from.
 fn without_hash(template: &Value) -> Value {
     let mut t = semantic(template);
-    if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
-            labels.remove(HASH_LABEL);
-        }
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(HASH_LABEL);
     }
     semantic(&t)
 }
@@ -791,12 +792,8 @@ impl DeploymentController {
                 n
             }
             None => {
-                let Some(created) = self.create_new(d, &spec, &old, max_old_revision).await? else {
-                    return Ok(());
-                };
-                // Re-read the Deployment on the next pass (the status now names the new RS).
-                let _ = created;
-                return Ok(());
+                // The next pass (woken by this write) rolls out with the new ReplicaSet.
+                return self.create_new(d, &spec, &old, max_old_revision).await;
             }
         };
 
@@ -1019,7 +1016,7 @@ impl DeploymentController {
         spec: &Spec,
         old: &[Rs],
         max_old_revision: i64,
-    ) -> Result<Option<Value>, ApiError> {
+    ) -> Result<(), ApiError> {
         let ns = str_at(d, "/metadata/namespace").to_string();
         let dname = str_at(d, "/metadata/name").to_string();
         let collision = d.pointer("/status/collisionCount").and_then(Value::as_i64);
@@ -1073,7 +1070,7 @@ impl DeploymentController {
             .create(&res, Some(&ns), obj, &WriteOptions::default())
             .await
         {
-            Ok(w) => {
+            Ok(_) => {
                 self.set_deployment_revision(d, revision).await?;
                 let msg = format!("Created new replica set \"{name}\"");
                 self.update_status(d, |st| {
@@ -1088,8 +1085,7 @@ impl DeploymentController {
                         );
                     }
                 })
-                .await?;
-                Ok(Some(w.object))
+                .await
             }
             Err(e) if e.code() == 409 => {
                 // Ours with this template (a stale read)? Then the next pass finds it.
@@ -1108,13 +1104,12 @@ impl DeploymentController {
                             t == without_hash(d.pointer("/spec/template").unwrap_or(&Value::Null))
                         });
                     if owned && same {
-                        return Ok(None);
+                        return Ok(());
                     }
                 }
                 let next = collision.unwrap_or(0) + 1;
                 self.update_status(d, |st| st["collisionCount"] = json!(next))
-                    .await?;
-                Ok(None)
+                    .await
             }
             Err(e) => Err(e),
         }
@@ -1166,7 +1161,7 @@ impl DeploymentController {
         let mut all: Vec<Rs> = old.iter().map(fresh).collect();
         all.extend(new.clone());
         let mut st = next_status(d, spec, &all, new.as_ref(), rollout, Utc::now());
-        paused_condition(d, spec, &mut st);
+        paused_condition(spec, &mut st);
         if d.get("status") == Some(&st) {
             return Ok(());
         }
@@ -1200,7 +1195,7 @@ impl DeploymentController {
 }
 
 /// Upstream's `checkPausedConditions`: Progressing Unknown while paused, and once resumed.
-fn paused_condition(d: &Value, spec: &Spec, st: &mut Value) {
+fn paused_condition(spec: &Spec, st: &mut Value) {
     if spec.progress_deadline == NO_DEADLINE {
         return;
     }
@@ -1225,7 +1220,6 @@ fn paused_condition(d: &Value, spec: &Spec, st: &mut Value) {
             &now,
         );
     }
-    let _ = d;
 }
 
 /// The Deployment's annotations a ReplicaSet carries (change-cause among them).
