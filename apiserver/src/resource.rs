@@ -919,6 +919,18 @@ async fn patch(
                     &body_errors,
                 )?;
                 record_update(res, &fields, Some(current), &mut patched);
+                // The resourceVersion the patch inherited from the stored object is no
+                // precondition: upstream retries such a patch on a concurrent write (a
+                // controller's status update) instead of answering 409. One the patch
+                // itself set still pins it (on a retry it differs from the new current).
+                if patched.pointer("/metadata/resourceVersion")
+                    == current.pointer("/metadata/resourceVersion")
+                    && let Some(meta) = patched
+                        .get_mut("metadata")
+                        .and_then(Value::as_object_mut)
+                {
+                    meta.remove("resourceVersion");
+                }
                 Ok(patched)
             },
         )
