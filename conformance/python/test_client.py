@@ -146,9 +146,20 @@ def test_deployment_crud(api_client, namespace):
     assert created.metadata.generation == 1
     assert created.spec.strategy.type == "RollingUpdate"
     assert created.spec.template.spec.containers[0].image_pull_policy == "IfNotPresent"
-    dep = apps.read_namespaced_deployment("web", namespace)
-    dep.spec.template.spec.containers[0].image = "nginx:1.28"
-    replaced = apps.replace_namespaced_deployment("web", namespace, dep)
+    # Read-modify-write retried on 409, as client-go's RetryOnConflict: the Deployment
+    # controller writes the object (revision annotation, status) at the same time.
+    for _ in range(10):
+        dep = apps.read_namespaced_deployment("web", namespace)
+        dep.spec.template.spec.containers[0].image = "nginx:1.28"
+        try:
+            replaced = apps.replace_namespaced_deployment("web", namespace, dep)
+            break
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            time.sleep(0.1)
+    else:
+        pytest.fail("replace kept conflicting")
     assert replaced.spec.template.spec.containers[0].image == "nginx:1.28"
     assert replaced.metadata.generation == 2
     listed = apps.list_namespaced_deployment(namespace)
@@ -262,8 +273,20 @@ def test_patch_scale_subresource(api_client, namespace):
     read = apps.read_namespaced_deployment_scale("web", namespace)
     assert read.spec.replicas == 4 and read.status.selector == "app=web"
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 4
-    read.spec.replicas = 5
-    assert apps.replace_namespaced_deployment_scale("web", namespace, read).spec.replicas == 5
+    # A Scale read carries the Deployment's resourceVersion, which the Deployment controller
+    # moves too: retried on 409, as client-go's RetryOnConflict.
+    for _ in range(10):
+        read = apps.read_namespaced_deployment_scale("web", namespace)
+        read.spec.replicas = 5
+        try:
+            assert apps.replace_namespaced_deployment_scale("web", namespace, read).spec.replicas == 5
+            break
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            time.sleep(0.1)
+    else:
+        pytest.fail("replace of the scale kept conflicting")
 
 
 def test_delete_foreground_without_body(api_client, namespace):
