@@ -53,9 +53,18 @@ pub enum Tender {
     NoFit(String),
 }
 
-/// Where the bids for a pod come from.
+/// Where the bids for pods come from. A pass opens one round and tenders its pods in it,
+/// so a source can gather its view of the mesh once per pass, not once per pod.
 pub trait BidSource: Send + Sync {
-    fn tender(&self, pod: &Value) -> Result<Tender, ApiError>;
+    fn round(&self) -> Result<Box<dyn Round>, ApiError>;
+}
+
+/// One pass's tenders.
+pub trait Round: Send {
+    /// The bids for `pod`, or why no node can take it.
+    fn tender(&mut self, pod: &Value) -> Tender;
+    /// `pod` was bound to `node`: later tenders in this round count it there.
+    fn awarded(&mut self, pod: &Value, node: &str);
 }
 
 /// The best bid: highest score, then longest up, then name (deterministic).
@@ -158,7 +167,7 @@ pub fn evaluate(pod: &Value, nodes: &[Value], pods: &[Value]) -> Tender {
 }
 
 impl BidSource for ReplicatedBids {
-    fn tender(&self, pod: &Value) -> Result<Tender, ApiError> {
+    fn round(&self) -> Result<Box<dyn Round>, ApiError> {
         let nodes = self
             .service
             .registry
@@ -169,7 +178,37 @@ impl BidSource for ReplicatedBids {
             .registry
             .get("", "v1", "pods")
             .ok_or_else(|| ApiError::internal("pods are not served"))?;
-        Ok(evaluate(pod, &self.all(&nodes)?, &self.all(&pods)?))
+        Ok(Box::new(ReplicatedRound {
+            nodes: self.all(&nodes)?,
+            pods: self.all(&pods)?,
+        }))
+    }
+}
+
+/// Every Node and pod as this replica held them when the round began, plus the round's
+/// own awards.
+struct ReplicatedRound {
+    nodes: Vec<Value>,
+    pods: Vec<Value>,
+}
+
+impl Round for ReplicatedRound {
+    fn tender(&mut self, pod: &Value) -> Tender {
+        evaluate(pod, &self.nodes, &self.pods)
+    }
+
+    fn awarded(&mut self, pod: &Value, node: &str) {
+        let (ns, name) = (&pod["metadata"]["namespace"], &pod["metadata"]["name"]);
+        let mut bound = pod.clone();
+        bound["spec"]["nodeName"] = json!(node);
+        match self
+            .pods
+            .iter_mut()
+            .find(|p| &p["metadata"]["namespace"] == ns && &p["metadata"]["name"] == name)
+        {
+            Some(p) => *p = bound,
+            None => self.pods.push(bound),
+        }
     }
 }
 
@@ -240,6 +279,8 @@ impl PlacementController {
             },
         )?;
         let now = Instant::now();
+        // Opened on the first pod that needs it: most passes place nothing.
+        let mut round: Option<Box<dyn Round>> = None;
         let mut seen = Vec::new();
         let mut soonest: Option<Instant> = None;
         for item in page.items {
@@ -263,7 +304,14 @@ impl PlacementController {
                 soonest = Some(soonest.map_or(b.next, |s| s.min(b.next)));
                 continue;
             }
-            match self.place(&pods, &pod, &ns, &name, &uid).await {
+            let round = match &mut round {
+                Some(r) => r,
+                None => round.insert(self.bids.round()?),
+            };
+            match self
+                .place(&pods, round.as_mut(), &pod, &ns, &name, &uid)
+                .await
+            {
                 Ok(true) => {
                     self.backoff.remove(&uid);
                 }
@@ -289,6 +337,7 @@ impl PlacementController {
     async fn place(
         &self,
         pods: &ResourceInfo,
+        round: &mut dyn Round,
         pod: &Value,
         ns: &str,
         name: &str,
@@ -304,7 +353,7 @@ impl PlacementController {
             name,
             uid,
         };
-        match self.bids.tender(pod)? {
+        match round.tender(pod) {
             Tender::Bids(bids) => {
                 let Some(best) = award(&bids) else {
                     return Ok(false);
@@ -322,6 +371,7 @@ impl PlacementController {
                 .await
                 {
                     Ok(_) => {
+                        round.awarded(pod, &best.node);
                         tracing::info!(pod = name, namespace = ns, node = %best.node, "pod placed");
                         record_event(
                             &self.service,
@@ -475,6 +525,25 @@ mod tests {
                  2 No preemption victims found for incoming pod."
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_round_counts_its_own_awards() {
+        let mut round = ReplicatedRound {
+            nodes: vec![node("only", "1", "t")],
+            pods: Vec::new(),
+        };
+        let pod = |name: &str| {
+            json!({"metadata": {"name": name, "namespace": "d"}, "spec": {"containers": [
+                {"resources": {"requests": {"cpu": "600m"}}}]}})
+        };
+        let Tender::Bids(bids) = round.tender(&pod("a")) else {
+            panic!("the first pod fits");
+        };
+        round.awarded(&pod("a"), &bids[0].node);
+        assert!(
+            matches!(round.tender(&pod("b")), Tender::NoFit(m) if m.contains("1 Insufficient cpu"))
         );
     }
 
