@@ -538,7 +538,23 @@ pub fn next_status(
     if !rollout || !has_deadline {
         return st;
     }
-    let current = condition(&old_status, "Progressing").cloned();
+    let mut current = condition(&old_status, "Progressing").cloned();
+    // A new ReplicaSet found without a Progressing condition (e.g. status wiped): upstream's
+    // getNewReplicaSet records FoundNewReplicaSet before the rollout status is computed.
+    if current.is_none()
+        && let Some(n) = new
+    {
+        let msg = format!("Found new replica set \"{}\"", n.name);
+        set_condition(
+            &mut st,
+            "Progressing",
+            "True",
+            "FoundNewReplicaSet",
+            &msg,
+            &now_s,
+        );
+        current = condition(&st, "Progressing").cloned();
+    }
     let complete_before = c.replicas == c.updated
         && current
             .as_ref()
@@ -1426,6 +1442,25 @@ mod tests {
         assert!(st3.get("unavailableReplicas").is_none());
         let a = condition(&st3, "Available").cloned().unwrap_or_default();
         assert_eq!(a["message"], "Deployment has minimum availability.");
+    }
+
+    #[test]
+    fn found_new_replicaset_when_no_progressing_condition() {
+        let s = spec(2, json!(1), json!(0));
+        let d = json!({"metadata": {"generation": 3}, "spec": {}, "status": {"observedGeneration": 3,
+            "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1, "availableReplicas": 1}});
+        let new = rs("web-abc", "1", 2, 1);
+        let st = next_status(
+            &d,
+            &s,
+            std::slice::from_ref(&new),
+            Some(&new),
+            true,
+            Utc::now(),
+        );
+        let p = condition(&st, "Progressing").cloned().unwrap_or_default();
+        assert_eq!(p["reason"], "FoundNewReplicaSet");
+        assert_eq!(p["message"], "Found new replica set \"web-abc\"");
     }
 
     #[test]
