@@ -30,6 +30,7 @@ fn config(name: &str) -> NodeConfig {
         ])),
         labels: BTreeMap::from([("zone".to_string(), "a".to_string())]),
         taints: vec![json!({"key": "dedicated", "value": "gpu", "effect": "NoSchedule"})],
+        has_runtime: true,
         lease_duration_seconds: 40,
         status_update_frequency: Duration::from_secs(10),
     }
@@ -330,4 +331,55 @@ async fn a_silent_node_turns_unknown_tainted_and_loses_intolerant_pods() {
         .map(|t| t["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["node.kubernetes.io/unschedulable"], "{back}");
+}
+
+/// Taint keys of the Node `name`.
+async fn taint_keys(node: &Node, name: &str) -> Vec<String> {
+    let got = node
+        .get(&format!("/api/v1/nodes/{name}"))
+        .send()
+        .await
+        .json();
+    got["spec"]["taints"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["key"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_node_without_a_runtime_is_tainted_until_it_restarts_with_one() {
+    let node = Node::start().await;
+    let mut cfg = config("api-only");
+    cfg.has_runtime = false;
+    NodeRegistration::new(node.state.service.clone(), cfg.clone())
+        .register()
+        .await
+        .unwrap();
+    assert_eq!(
+        taint_keys(&node, "api-only").await,
+        ["dedicated", "node.beemesh.io/no-runtime"]
+    );
+
+    // Restarted with a runtime: the taint goes, the others stay.
+    cfg.has_runtime = true;
+    NodeRegistration::new(node.state.service.clone(), cfg.clone())
+        .register()
+        .await
+        .unwrap();
+    assert_eq!(taint_keys(&node, "api-only").await, ["dedicated"]);
+
+    // And back without one.
+    cfg.has_runtime = false;
+    NodeRegistration::new(node.state.service.clone(), cfg)
+        .register()
+        .await
+        .unwrap();
+    assert_eq!(
+        taint_keys(&node, "api-only").await,
+        ["dedicated", "node.beemesh.io/no-runtime"]
+    );
 }

@@ -244,6 +244,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         capacity: node_capacity,
         labels: node_labels,
         taints: node_taints,
+        has_runtime: runtime.is_some(),
         lease_duration_seconds: args.node_lease_duration_seconds,
         status_update_frequency: args.node_status_update_frequency,
     };

@@ -17,12 +17,15 @@ use serde_json::{Value, json};
 
 const KUBECTL: &str = "1.33";
 const GRACE: Duration = Duration::from_secs(4);
-/// Flags every node of these meshes runs with.
-const FLAGS: [&str; 4] = [
+/// Flags every node of these meshes runs with (a runtime, so no node carries the
+/// no-runtime taint and "untainted" means what the lifecycle controller left).
+const FLAGS: [&str; 6] = [
     "--node-monitor-grace-period",
     "4s",
     "--node-lease-duration-seconds",
     "4",
+    "--runtime",
+    "sim",
 ];
 /// How much later than the grace period a lost node must be marked: one monitor period
 /// (a quarter of the grace period here), the time the mesh takes to drop the member and

@@ -56,7 +56,8 @@ fn events(api: &ApiClient, name: &str, reason: &str) -> Vec<Value> {
 }
 
 fn mesh_placement() -> String {
-    let mesh = match Mesh::start(3) {
+    // Nodes without a runtime carry the no-runtime taint; these run pods (pretending).
+    let mesh = match Mesh::start_with(3, &["--runtime", "sim"]) {
         Ok(m) => m,
         Err(e) => panic!("a mesh of 3 did not start: {e}"),
     };

@@ -110,6 +110,11 @@ pub fn parse_taints(items: &[String]) -> Result<Vec<Value>, NodeFlagError> {
     Ok(out)
 }
 
+/// The NoSchedule taint of a node started without `--runtime`: it serves the API and
+/// runs controllers, but pods must go to nodes that run them. Reconciled at every start,
+/// so restarting with a runtime lifts it.
+pub const NO_RUNTIME_TAINT: &str = "node.beemesh.io/no-runtime";
+
 /// What a node says about itself.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -134,11 +139,31 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
     /// `--register-with-taints`.
     pub taints: Vec<Value>,
+    /// Whether this node runs the pods bound to it (`--runtime`). A node without a runtime
+    /// carries the `NO_RUNTIME_TAINT` so placement never binds a pod nobody would run.
+    pub has_runtime: bool,
     /// The Lease's `leaseDurationSeconds` (the kubelet's `nodeLeaseDurationSeconds`, 40).
     pub lease_duration_seconds: u32,
     /// How often the status is computed and posted if changed (the kubelet's
     /// `nodeStatusUpdateFrequency`, 10 s).
     pub status_update_frequency: Duration,
+}
+
+/// Adds (`on`) or removes the `NO_RUNTIME_TAINT`, leaving every other taint alone.
+fn set_no_runtime_taint(taints: &mut Vec<Value>, on: bool) {
+    taints.retain(|t| t.get("key").and_then(Value::as_str) != Some(NO_RUNTIME_TAINT));
+    if on {
+        taints.push(json!({"key": NO_RUNTIME_TAINT, "effect": "NoSchedule"}));
+    }
+}
+
+fn has_no_runtime_taint(node: &Value) -> bool {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t.get("key").and_then(Value::as_str) == Some(NO_RUNTIME_TAINT))
+        })
 }
 
 /// Go's `GOARCH` for this build (`kubernetes.io/arch`).
@@ -457,8 +482,10 @@ impl NodeRegistration {
             "spec": {},
             "status": self.status(None),
         });
-        if !self.config.taints.is_empty() {
-            node["spec"]["taints"] = json!(self.config.taints);
+        let mut taints = self.config.taints.clone();
+        set_no_runtime_taint(&mut taints, !self.config.has_runtime);
+        if !taints.is_empty() {
+            node["spec"]["taints"] = json!(taints);
         }
         node
     }
@@ -484,10 +511,12 @@ impl NodeRegistration {
         }
         let labels = self.labels();
         let current = self.service.store.get(&nodes, None, name)?;
-        let stale = labels
+        let stale_labels = labels
             .iter()
             .any(|(k, v)| current.pointer("/metadata/labels").and_then(|l| l.get(k)) != Some(v));
-        if stale {
+        let no_runtime = !self.config.has_runtime;
+        let stale_taint = has_no_runtime_taint(&current) != no_runtime;
+        if stale_labels || stale_taint {
             self.service
                 .update(
                     &nodes,
@@ -508,6 +537,19 @@ impl NodeRegistration {
                         if let Some(all) = all.as_object_mut() {
                             for (k, v) in &labels {
                                 all.insert(k.clone(), v.clone());
+                            }
+                        }
+                        let mut taints: Vec<Value> = new
+                            .pointer("/spec/taints")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        set_no_runtime_taint(&mut taints, no_runtime);
+                        if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                            if taints.is_empty() {
+                                spec.remove("taints");
+                            } else {
+                                spec.insert("taints".into(), json!(taints));
                             }
                         }
                         Ok(new)
