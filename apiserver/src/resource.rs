@@ -925,9 +925,7 @@ async fn patch(
                 // itself set still pins it (on a retry it differs from the new current).
                 if patched.pointer("/metadata/resourceVersion")
                     == current.pointer("/metadata/resourceVersion")
-                    && let Some(meta) = patched
-                        .get_mut("metadata")
-                        .and_then(Value::as_object_mut)
+                    && let Some(meta) = patched.get_mut("metadata").and_then(Value::as_object_mut)
                 {
                     meta.remove("resourceVersion");
                 }

@@ -48,7 +48,10 @@ fn sim_pod_lifecycle() -> String {
     let c = &pod["status"]["containerStatuses"][0];
     assert_eq!(c["ready"], true, "{c}");
     assert!(
-        c["containerID"].as_str().unwrap_or("").starts_with("sim://"),
+        c["containerID"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sim://"),
         "{c}"
     );
 
