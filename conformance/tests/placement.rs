@@ -66,12 +66,17 @@ fn mesh_placement() -> String {
         Err(why) => skip(why),
     };
     let apis: Vec<_> = (0..3).map(|i| mesh.node(i).api()).collect();
-    let nodes = eventually(SETTLE, || {
-        let ready = ready_nodes(&apis[0]);
-        (ready.len() == 3)
-            .then_some(ready.clone())
-            .ok_or(format!("ready nodes: {ready:?}"))
-    });
+    // The mesh has formed when every node sees all three Nodes Ready: from then on the
+    // nodes agree on each pod's home, so exactly one of them awards it.
+    let mut nodes = BTreeSet::new();
+    for api in &apis {
+        nodes = eventually(SETTLE, || {
+            let ready = ready_nodes(api);
+            (ready.len() == 3)
+                .then_some(ready.clone())
+                .ok_or(format!("ready nodes: {ready:?}"))
+        });
+    }
 
     let started = Instant::now();
     let names: Vec<String> = (0..6).map(|i| format!("placed-{i}")).collect();
