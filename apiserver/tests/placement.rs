@@ -73,6 +73,25 @@ fn scheduled(pod: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Polls until `name` has an event with `reason`.
+async fn event_with_reason(node: &Node, name: &str, reason: &str) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(ev) = events_for(node, name)
+            .await
+            .into_iter()
+            .find(|e| e["reason"] == reason)
+        {
+            return ev;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no {reason} event for {name}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn events_for(node: &Node, name: &str) -> Vec<Value> {
     let list = node
         .get(&format!(
@@ -100,11 +119,8 @@ async fn pods_are_bound_to_the_node_they_fit() {
     let got = until_pod(&node, "web", |p| !node_name(p).is_empty()).await;
     assert_eq!(node_name(&got), "big");
     assert_eq!(scheduled(&got)["status"], "True");
-    let events = events_for(&node, "web").await;
-    let ev = events
-        .iter()
-        .find(|e| e["reason"] == "Scheduled")
-        .expect("a Scheduled event");
+    // The event is recorded just after the binding it reports.
+    let ev = event_with_reason(&node, "web", "Scheduled").await;
     assert_eq!(ev["message"], "Successfully assigned default/web to big");
     assert_eq!(ev["source"]["component"], "default-scheduler");
 }
