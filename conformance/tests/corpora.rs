@@ -416,8 +416,12 @@ impl Run<'_> {
                     .iter()
                     .any(|w| same_ignoring_namespace(id, w))
             })
-            .filter_map(|(id, (rv, _))| match after.get(id) {
+            .filter_map(|(id, (rv, old))| match after.get(id) {
                 Some((rv2, _)) if rv2 == rv => None,
+                // A controller's own write (a Deployment's status and revision annotation)
+                // moves the resourceVersion on a real cluster too; the re-apply wrote
+                // nothing if what the applier owns is as it was.
+                Some((_, new)) if applier_view(new) == applier_view(old) => None,
                 Some((rv2, _)) => Some(format!("{id} {rv}→{rv2}")),
                 None => Some(format!("{id} gone")),
             })
@@ -757,4 +761,31 @@ mod unit {
         compare("", &json!({"a": "1Gi"}), &json!({"a": "1G"}), &mut diffs);
         assert_eq!(diffs.len(), 1);
     }
+}
+
+/// What an apply by kubectl writes and nothing else does: the generation (spec changes),
+/// the last-applied annotation, and kubectl's own managedFields entries (whose time moves
+/// only when the manager's write changed something).
+fn applier_view(obj: &Value) -> Value {
+    let kubectl_entries: Vec<Value> = obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| {
+                    e["manager"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("kubectl"))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "generation": obj["metadata"]["generation"],
+        "lastApplied": obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
+        "managedFields": kubectl_entries,
+        "spec": obj["spec"],
+        "data": obj["data"],
+    })
 }
