@@ -739,30 +739,6 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
     }
 }
 
-#[cfg(test)]
-mod unit {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn compare_tolerates_defaults_and_quantities() {
-        let want = json!({"spec": {"cpu": "0.5", "port": 80, "empty": {}, "list": [], "n": null}});
-        let live = json!({"spec": {"cpu": "500m", "port": 80, "extra": true}});
-        let mut diffs = Vec::new();
-        compare("", &want, &live, &mut diffs);
-        assert!(diffs.is_empty(), "{diffs:?}");
-        compare(
-            "",
-            &json!({"cpu": 0.1}),
-            &json!({"cpu": "100m"}),
-            &mut diffs,
-        );
-        assert!(diffs.is_empty(), "{diffs:?}");
-        compare("", &json!({"a": "1Gi"}), &json!({"a": "1G"}), &mut diffs);
-        assert_eq!(diffs.len(), 1);
-    }
-}
-
 /// What an apply by kubectl writes and nothing else does: the generation (spec changes),
 /// the last-applied annotation, and kubectl's own managedFields entries (whose time moves
 /// only when the manager's write changed something).
@@ -788,4 +764,28 @@ fn applier_view(obj: &Value) -> Value {
         "spec": obj["spec"],
         "data": obj["data"],
     })
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compare_tolerates_defaults_and_quantities() {
+        let want = json!({"spec": {"cpu": "0.5", "port": 80, "empty": {}, "list": [], "n": null}});
+        let live = json!({"spec": {"cpu": "500m", "port": 80, "extra": true}});
+        let mut diffs = Vec::new();
+        compare("", &want, &live, &mut diffs);
+        assert!(diffs.is_empty(), "{diffs:?}");
+        compare(
+            "",
+            &json!({"cpu": 0.1}),
+            &json!({"cpu": "100m"}),
+            &mut diffs,
+        );
+        assert!(diffs.is_empty(), "{diffs:?}");
+        compare("", &json!({"a": "1Gi"}), &json!({"a": "1G"}), &mut diffs);
+        assert_eq!(diffs.len(), 1);
+    }
 }
