@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::runtime::{
-    ContainerSpec, ContainerState, ContainerStatus, PodRuntimeStatus, PodStart, Runtime,
+    ContainerSpec, ContainerState, ContainerStatus, NamedPort, PodRuntimeStatus, PodStart, Runtime,
 };
 
 /// How often every pod bound here is looked at again without a change (the kubelet's
@@ -44,6 +44,16 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn specs(list: Option<&Value>) -> Vec<ContainerSpec> {
     list.and_then(Value::as_array)
         .map(|cs| {
@@ -51,6 +61,36 @@ fn specs(list: Option<&Value>) -> Vec<ContainerSpec> {
                 .map(|c| ContainerSpec {
                     name: str_at(c, "/name").to_string(),
                     image: str_at(c, "/image").to_string(),
+                    image_pull_policy: str_at(c, "/imagePullPolicy").to_string(),
+                    command: strings(c.get("command")),
+                    args: strings(c.get("args")),
+                    working_dir: c
+                        .get("workingDir")
+                        .and_then(Value::as_str)
+                        .filter(|d| !d.is_empty())
+                        .map(str::to_string),
+                    ports: c
+                        .get("ports")
+                        .and_then(Value::as_array)
+                        .map(|ps| {
+                            ps.iter()
+                                .filter_map(|p| {
+                                    Some(NamedPort {
+                                        name: p
+                                            .get("name")
+                                            .and_then(Value::as_str)
+                                            .map(str::to_string),
+                                        port: u16::try_from(p.get("containerPort")?.as_u64()?)
+                                            .ok()?,
+                                    })
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    stdin: c.get("stdin").and_then(Value::as_bool).unwrap_or(false),
+                    stdin_once: c.get("stdinOnce").and_then(Value::as_bool).unwrap_or(false),
+                    tty: c.get("tty").and_then(Value::as_bool).unwrap_or(false),
+                    ..ContainerSpec::default()
                 })
                 .collect()
         })
@@ -80,13 +120,24 @@ pub fn pod_start(pod: &Value) -> PodStart {
         containers: specs(pod.pointer("/spec/containers")),
         restart_policy: policy.to_string(),
         annotations,
+        termination_grace: Duration::from_secs(
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(30),
+        ),
     }
 }
 
 /// `containerStatuses[]` entry as the kubelet writes it.
 fn container_status(c: &ContainerStatus, ready: bool) -> Value {
     let (state, started) = match &c.state {
-        ContainerState::Waiting { reason } => (json!({"waiting": {"reason": reason}}), false),
+        ContainerState::Waiting { reason, message } => {
+            let mut w = json!({"reason": reason});
+            if let Some(m) = message {
+                w["message"] = json!(m);
+            }
+            (json!({"waiting": w}), false)
+        }
         ContainerState::Running { started_at } => (
             json!({"running": {"startedAt": rfc3339(*started_at)}}),
             true,
@@ -611,6 +662,7 @@ mod tests {
             image_id: "sim://img".into(),
             container_id: format!("sim://{name}"),
             state,
+            last_state: None,
             restart_count: 0,
         }
     }
@@ -637,6 +689,7 @@ mod tests {
             "w",
             ContainerState::Waiting {
                 reason: "ContainerCreating".into(),
+                message: None,
             },
         );
         assert_eq!(phase(&[running("a"), waiting], "Always"), "Pending");
@@ -710,6 +763,7 @@ mod tests {
                     "b",
                     ContainerState::Waiting {
                         reason: "ContainerCreating".into(),
+                        message: None,
                     },
                 ),
             ],

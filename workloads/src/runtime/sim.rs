@@ -126,6 +126,7 @@ impl SimRuntime {
             image_id: format!("sim://{}", c.image),
             container_id: id(c),
             state,
+            last_state: None,
             restart_count: 0,
         };
         // Init containers complete the moment the pod starts.
@@ -149,6 +150,7 @@ impl SimRuntime {
             recheck_after = (running_at - now).to_std().ok();
             ContainerState::Waiting {
                 reason: "ContainerCreating".into(),
+                message: None,
             }
         } else {
             match pod.completes {
@@ -287,12 +289,14 @@ mod tests {
             containers: vec![ContainerSpec {
                 name: "app".into(),
                 image: "nginx".into(),
+                ..ContainerSpec::default()
             }],
             restart_policy: policy.into(),
             annotations: annotations
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            termination_grace: Duration::from_secs(30),
         }
     }
 
@@ -337,7 +341,7 @@ mod tests {
         rt.start_pod(&pod("u", "Always", &[])).await.unwrap();
         let s = rt.pod_status("u").await.unwrap();
         assert!(
-            matches!(&s.containers[0].state, ContainerState::Waiting { reason } if reason == "ContainerCreating")
+            matches!(&s.containers[0].state, ContainerState::Waiting { reason, .. } if reason == "ContainerCreating")
         );
         assert!(s.recheck_after.is_some());
     }
