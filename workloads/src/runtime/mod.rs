@@ -265,6 +265,14 @@ pub trait Runtime: Send + Sync {
     /// The uids of every pod the runtime holds (the agent stops those no longer bound here).
     fn pods(&self) -> BoxFuture<'_, Vec<String>>;
 
+    /// Drops what the runtime keeps of a stopped pod (its logs, working directory) once the
+    /// pod is gone from the API; until then a finished pod's logs stay readable, as the
+    /// kubelet keeps them. Called after `stop_pod`; a pod it does not know is fine.
+    fn forget_pod<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()> {
+        let _ = uid;
+        Box::pin(async {})
+    }
+
     /// Kills and restarts one container (a failed liveness probe), counting the restart.
     fn restart_container<'a>(
         &'a self,
