@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod case;
+pub mod container_mesh;
 pub mod docker;
 pub mod json;
 pub mod kubectl;

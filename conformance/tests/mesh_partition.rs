@@ -8,18 +8,15 @@
 //! hlc).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use beemesh_conformance::api::{ApiClient, Reply};
-use beemesh_conformance::docker::{DockerScope, docker, engine_version};
-use beemesh_conformance::locate::beemesh_binary;
-use beemesh_conformance::{run_recorded, skip};
+use beemesh_conformance::container_mesh::{ContainerMesh, ContainerNode, wait_for};
+use beemesh_conformance::docker::{docker, engine_version};
+use beemesh_conformance::run_recorded;
 use serde_json::{Value, json};
 
 const NS: &str = "split";
-const API_PORT: u16 = 6443;
-const P2P_PORT: u16 = 7000;
 /// After reconnecting, every node must hold the same objects within this.
 const CONVERGENCE_BOUND: Duration = Duration::from_secs(5);
 /// How long one write may keep failing while the two sides notice the cut (ping timeout).
@@ -29,217 +26,8 @@ fn cms() -> String {
     format!("/api/v1/namespaces/{NS}/configmaps")
 }
 
-/// One container node: its addresses on the two networks and its bind-mounted data dir.
-struct ContainerNode {
-    label: &'static str,
-    container: String,
-    mesh_ip: String,
-    data_dir: PathBuf,
-    api: ApiClient,
-}
-
-impl ContainerNode {
-    fn logs(&self) -> String {
-        format!(
-            "--- {} ({}) ---\n{}",
-            self.label,
-            self.container,
-            container_logs(&self.container, 30)
-        )
-    }
-
-    /// `/ip4/<mesh ip>/tcp/7000/p2p/<peer id>` from what the node printed.
-    fn p2p_addr(&self) -> Option<String> {
-        docker(&["logs", &self.container])
-            .ok()?
-            .lines()
-            .filter_map(|l| l.strip_prefix("p2p: "))
-            .find(|a| a.contains("/tcp/"))
-            .map(str::to_string)
-    }
-}
-
-struct Cluster {
-    scope: DockerScope,
-    nodes: Vec<ContainerNode>,
-    mesh_net: String,
-    _work: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for node in &self.nodes {
-                eprintln!("{}", node.logs());
-            }
-        }
-    }
-}
-
-/// Builds the image, creates the two networks and starts node A (a new mesh), then B and C
-/// joining through A.
-fn start_cluster() -> Cluster {
-    let version = match engine_version() {
-        Ok(v) => v,
-        Err(why) => skip(why),
-    };
-    eprintln!("Docker Engine {version}");
-    let bin = beemesh_binary().unwrap_or_else(|e| panic!("{e}"));
-    let work = tempfile::Builder::new()
-        .prefix("beemesh-partition-")
-        .tempdir()
-        .expect("temp dir");
-    let mut scope = DockerScope::new("partition");
-    let image = scope
-        .build_node_image(&bin, work.path())
-        .unwrap_or_else(|e| panic!("building the node image: {e}"));
-    let mesh_prefix = scope
-        .create_internal_network("mesh")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let api_prefix = scope
-        .create_internal_network("api")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut cluster = Cluster {
-        mesh_net: scope.network("mesh"),
-        scope,
-        nodes: Vec::new(),
-        _work: work,
-    };
-    let api_net = cluster.scope.network("api");
-    let mut join: Vec<String> = Vec::new();
-    for (i, label) in ["A", "B", "C"].into_iter().enumerate() {
-        let host = 11 + i;
-        let mesh_ip = format!("{mesh_prefix}.{host}");
-        let api_ip = format!("{api_prefix}.{host}");
-        let data_dir = cluster._work.path().join(label);
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let (uid, gid) = owner_ids(&data_dir);
-        let options = vec![
-            "--network".to_string(),
-            api_net.clone(),
-            "--ip".into(),
-            api_ip.clone(),
-            "--user".into(),
-            format!("{uid}:{gid}"),
-            "-v".into(),
-            format!("{}:/data", data_dir.display()),
-            "-e".into(),
-            format!(
-                "BEEMESH_LOG={}",
-                std::env::var("BEEMESH_LOG").unwrap_or_else(|_| "info".into())
-            ),
-        ];
-        let mut command: Vec<String> = [
-            "up",
-            "--data-dir",
-            "/data",
-            "--node-name",
-            &format!("node-{}", label.to_lowercase()),
-            "--api-listen",
-            &format!("{api_ip}:{API_PORT}"),
-            "--p2p-listen",
-            &format!("/ip4/{mesh_ip}/tcp/{P2P_PORT}"),
-            "--p2p-listen",
-            &format!("/ip4/{mesh_ip}/udp/{P2P_PORT}/quic-v1"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        command.extend(join.iter().cloned());
-        let container = cluster
-            .scope
-            .create_container(&format!("node-{label}"), &options, &image, &command)
-            .unwrap_or_else(|e| panic!("{e}"));
-        docker(&[
-            "network",
-            "connect",
-            "--ip",
-            &mesh_ip,
-            &cluster.mesh_net,
-            &container,
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        docker(&["start", &container]).unwrap_or_else(|e| panic!("{e}"));
-        let api = wait_ready(label, &container, &data_dir);
-        let node = ContainerNode {
-            label,
-            container,
-            mesh_ip,
-            data_dir,
-            api,
-        };
-        if join.is_empty() {
-            let addr = wait_for("A's p2p address", Duration::from_secs(30), || {
-                node.p2p_addr()
-            });
-            let token =
-                std::fs::read_to_string(node.data_dir.join("join-token")).expect("A's join token");
-            join = vec![
-                "--join".into(),
-                addr,
-                "--join-token".into(),
-                token.trim().to_string(),
-            ];
-        }
-        cluster.nodes.push(node);
-    }
-    cluster
-}
-
-/// The owner of `dir`, so files the container writes stay removable by this process.
-fn owner_ids(dir: &Path) -> (u32, u32) {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).expect("data dir metadata");
-    (meta.uid(), meta.gid())
-}
-
-/// Waits for the node's kubeconfig, then for `/readyz` = 200 through it.
-fn wait_ready(label: &str, container: &str, data_dir: &Path) -> ApiClient {
-    let started = Instant::now();
-    let kubeconfig = data_dir.join("kubeconfig");
-    loop {
-        if kubeconfig.is_file()
-            && let Ok(api) = ApiClient::from_kubeconfig(&kubeconfig)
-            && api.ready(Duration::from_secs(2))
-        {
-            return api;
-        }
-        let running = docker(&["inspect", "-f", "{{.State.Running}}", container]);
-        if started.elapsed() > Duration::from_secs(60) || running.as_deref() != Ok("true") {
-            panic!(
-                "node {label} ({container}) not ready (running: {running:?}):\n{}",
-                container_logs(container, 40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The container's last `lines` lines of output (stdout and stderr).
-fn container_logs(container: &str, lines: usize) -> String {
-    std::process::Command::new("docker")
-        .args(["logs", "--tail", &lines.to_string(), container])
-        .output()
-        .map(|o| {
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            )
-        })
-        .unwrap_or_else(|e| format!("docker logs: {e}"))
-}
-
-#[track_caller]
-fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn start_cluster() -> ContainerMesh {
+    ContainerMesh::start("partition", 3, &[])
 }
 
 fn configmap(name: &str, data: Value) -> Value {
@@ -295,7 +83,7 @@ enum Side {
 }
 
 struct Writer<'a> {
-    cluster: &'a Cluster,
+    cluster: &'a ContainerMesh,
     expected: BTreeMap<String, Expect>,
     turn: usize,
     /// Attempts answered 5xx because the key's home was across the cut.
@@ -328,7 +116,7 @@ impl Writer<'_> {
         send: impl Fn(&ApiClient) -> Result<Reply, reqwest::Error>,
     ) -> Reply {
         let node = self.node(side);
-        let (label, api) = (node.label, node.api.clone());
+        let (label, api) = (node.label.clone(), node.api.clone());
         let started = Instant::now();
         let mut failures = 0usize;
         loop {
@@ -560,7 +348,7 @@ fn mesh_partition() -> String {
         let dumps: Result<Vec<_>, String> = cluster
             .nodes
             .iter()
-            .map(|n| dump(&n.api).map(|d| (n.label, d)))
+            .map(|n| dump(&n.api).map(|d| (n.label.as_str(), d)))
             .collect();
         last_diffs = match dumps {
             Ok(dumps) => differences(&dumps, &w.expected),
