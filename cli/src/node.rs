@@ -21,7 +21,9 @@ use beemesh_translator::catalog::Catalog;
 use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
 use beemesh_workloads::node_registration;
-use beemesh_workloads::runtime::{Runtime, RuntimeError, RuntimeKind, SimConfig, SimRuntime};
+use beemesh_workloads::runtime::{
+    ProcessConfig, ProcessRuntime, Runtime, RuntimeError, RuntimeKind, SimConfig, SimRuntime,
+};
 use beemesh_workloads::{
     EventTtlController, NamespaceController, NodeConfig, NodeLifecycleController, NodeRegistration,
 };
@@ -106,9 +108,14 @@ fn runtime_of(
     kind: Option<RuntimeKind>,
     node_name: &str,
     start_delay: Duration,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<Option<Arc<dyn Runtime>>> {
     match kind {
         None => Ok(None),
+        // Pods run as host processes under `<data-dir>/pods/<uid>/` (ADR 0010).
+        Some(RuntimeKind::Process) => Ok(Some(Arc::new(ProcessRuntime::new(ProcessConfig {
+            data_dir: data_dir.to_path_buf(),
+        })))),
         Some(RuntimeKind::Sim) => Ok(Some(Arc::new(SimRuntime::new(SimConfig {
             node_name: node_name.to_string(),
             start_delay,
@@ -148,7 +155,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         token_flags.push(text.trim().to_string());
     }
     let token = token_of(&token_flags)?;
-    let runtime = runtime_of(args.runtime, &node_name, args.sim_start_delay)?;
+    let runtime = runtime_of(
+        args.runtime,
+        &node_name,
+        args.sim_start_delay,
+        &args.data_dir,
+    )?;
     let node_labels = node_registration::parse_key_values("--node-labels", &args.node_labels)?;
     let node_taints = node_registration::parse_taints(&args.register_with_taints)?;
     let node_capacity = if args.capacity.is_empty() {

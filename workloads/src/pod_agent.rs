@@ -297,10 +297,18 @@ pub fn pod_status(pod: &Value, rt: &PodRuntimeStatus, host_ip: IpAddr, now: &str
     status["conditions"] = Value::Array(conditions);
     status["hostIP"] = json!(host_ip.to_string());
     status["hostIPs"] = json!([{"ip": host_ip.to_string()}]);
-    if let Some(ip) = rt.ips.first() {
+    // A runtime without a network of the pod's own (`process`) reports no address: the pod
+    // shares the host's, as the kubelet shows `hostNetwork` pods.
+    let host_ips = [host_ip];
+    let ips: &[IpAddr] = if rt.ips.is_empty() {
+        &host_ips
+    } else {
+        &rt.ips
+    };
+    if let Some(ip) = ips.first() {
         status["podIP"] = json!(ip.to_string());
         status["podIPs"] = Value::Array(
-            rt.ips
+            ips
                 .iter()
                 .map(|ip| json!({"ip": ip.to_string()}))
                 .collect(),

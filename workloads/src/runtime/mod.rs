@@ -12,6 +12,7 @@
 //! only starts, stops and reports. Runtimes are keyed by pod uid, so a pod deleted and
 //! recreated under the same name is a different pod to them.
 
+pub mod process;
 pub mod sim;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use process::{ProcessConfig, ProcessRuntime};
 pub use sim::{SimConfig, SimRuntime};
 
 /// A boxed future, so `dyn Runtime` works (async fns in traits are not object-safe).
