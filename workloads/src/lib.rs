@@ -2,10 +2,13 @@
 //! twice (or on two nodes during churn) is harmless.
 
 mod change_wait;
+mod controller_support;
 pub mod crds;
+pub mod daemonset;
 pub mod deployment;
 pub mod event_ttl;
 pub mod garbage_collector;
+pub mod job;
 pub mod namespaces;
 pub mod node_lifecycle;
 pub mod node_registration;
@@ -16,9 +19,11 @@ pub mod replicaset;
 pub mod runtime;
 
 pub use crds::{CrdController, CrdRegistrar};
+pub use daemonset::DaemonSetController;
 pub use deployment::DeploymentController;
 pub use event_ttl::EventTtlController;
 pub use garbage_collector::GarbageCollector;
+pub use job::JobController;
 pub use namespaces::NamespaceController;
 pub use node_lifecycle::NodeLifecycleController;
 pub use node_registration::{NodeConfig, NodeRegistration};

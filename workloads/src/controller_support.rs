@@ -1,0 +1,293 @@
+//! What the DaemonSet, Job and CronJob controllers share: reading the replica, recording
+//! events as upstream's recorders do, writing `/status`, deleting a dependent by uid, and
+//! the small pod predicates (owned, active, ready) they all count with.
+
+use std::sync::Arc;
+
+use beemesh_translator::deletion::{DeleteOptions, Propagation};
+use beemesh_translator::service::{ObjectService, Part, WriteOptions};
+use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::{ApiError, ResourceInfo};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+pub(crate) fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(crate) fn meta<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Whether `obj`'s controller ownerReference points at `uid`.
+pub(crate) fn controlled_by(obj: &Value, uid: &str) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r.get("controller").and_then(Value::as_bool) == Some(true)
+                    && str_at(r, "/uid") == uid
+            })
+        })
+}
+
+/// A controller ownerReference to `owner` (upstream's `NewControllerRef`).
+pub(crate) fn controller_ref(api_version: &str, kind: &str, owner: &Value) -> Value {
+    json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": meta(owner, "name"),
+        "uid": meta(owner, "uid"),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
+pub(crate) fn phase(pod: &Value) -> &str {
+    str_at(pod, "/status/phase")
+}
+
+pub(crate) fn deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// Upstream's IsPodActive: not Succeeded, not Failed, not being deleted.
+pub(crate) fn is_active(pod: &Value) -> bool {
+    !matches!(phase(pod), "Succeeded" | "Failed") && !deleting(pod)
+}
+
+fn ready_condition(pod: &Value) -> Option<&Value> {
+    pod.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| str_at(c, "/type") == "Ready")
+}
+
+pub(crate) fn is_ready(pod: &Value) -> bool {
+    ready_condition(pod).is_some_and(|c| str_at(c, "/status") == "True")
+}
+
+pub(crate) fn time_of(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(v?.as_str()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Upstream's IsPodAvailable: Ready for at least `min_ready` seconds.
+pub(crate) fn is_available(pod: &Value, min_ready: i64, now: DateTime<Utc>) -> bool {
+    if !is_ready(pod) {
+        return false;
+    }
+    if min_ready <= 0 {
+        return true;
+    }
+    time_of(ready_condition(pod).and_then(|c| c.get("lastTransitionTime")))
+        .is_some_and(|t| t + chrono::Duration::seconds(min_ready) <= now)
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The store access and writes a controller makes, with the component name its events
+/// are reported under.
+pub(crate) struct Client {
+    pub service: ObjectService,
+    pub component: &'static str,
+}
+
+impl Client {
+    pub fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<Arc<ResourceInfo>, ApiError> {
+        self.service
+            .registry
+            .get(group, version, plural)
+            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+    }
+
+    /// Every object of `res` on this node's replica.
+    pub fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
+        let page = self.service.store.list(
+            res,
+            &ListRequest {
+                namespace: None,
+                read_at: ReadAt::Latest,
+                limit: None,
+                continue_token: None,
+                filter: None,
+            },
+        )?;
+        page.items.iter().map(|i| parse_stored(i)).collect()
+    }
+
+    pub fn is_home(&self, res: &ResourceInfo, obj: &Value) -> bool {
+        self.service
+            .store
+            .is_home(res, Some(meta(obj, "namespace")), meta(obj, "name"))
+    }
+
+    /// An event on `owner` as upstream's recorder writes it; failing to record one is not
+    /// an error.
+    pub async fn event(&self, owner: &Value, type_: &str, reason: &str, message: String) {
+        let Some(events) = self.service.registry.get("", "v1", "events") else {
+            return;
+        };
+        let (ns, name) = (meta(owner, "namespace"), meta(owner, "name"));
+        let now = beemesh_translator::service::now_rfc3339();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+            "involvedObject": {"apiVersion": owner.get("apiVersion"), "kind": owner.get("kind"),
+                               "name": name, "namespace": ns, "uid": meta(owner, "uid"),
+                               "resourceVersion": meta(owner, "resourceVersion")},
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": self.component},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": self.component,
+        });
+        if let Err(e) = self
+            .service
+            .create(&events, Some(ns), event, &WriteOptions::default())
+            .await
+        {
+            tracing::debug!(error = %e, component = self.component, "event not recorded");
+        }
+    }
+
+    /// Replaces `owner`'s status when it differs (404 and a changed uid are ignored: the
+    /// object is gone).
+    pub async fn write_status(
+        &self,
+        res: &ResourceInfo,
+        owner: &Value,
+        status: &Value,
+    ) -> Result<(), ApiError> {
+        if owner.get("status") == Some(status) {
+            return Ok(());
+        }
+        let uid = meta(owner, "uid").to_string();
+        let r = self
+            .service
+            .update(
+                res,
+                Some(meta(owner, "namespace")),
+                meta(owner, "name"),
+                Part::Status,
+                &WriteOptions::default(),
+                |cur| {
+                    if meta(cur, "uid") != uid {
+                        return Err(ApiError::not_found(&res.group, &res.plural, ""));
+                    }
+                    let mut new = cur.clone();
+                    new["status"] = status.clone();
+                    Ok(new)
+                },
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes `obj` if it still has its uid; false when it was already gone.
+    pub async fn delete(
+        &self,
+        res: &ResourceInfo,
+        obj: &Value,
+        propagation: Option<Propagation>,
+    ) -> Result<bool, ApiError> {
+        let opts = DeleteOptions {
+            preconditions: Preconditions {
+                uid: Some(meta(obj, "uid").to_string()),
+                resource_version: None,
+            },
+            propagation,
+            ..Default::default()
+        };
+        match self
+            .service
+            .delete_with(res, Some(meta(obj, "namespace")), meta(obj, "name"), &opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == 404 || e.code() == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Creates and deletes a controller made that this node's replica does not show yet, per
+/// controller uid, so a second pass during churn cannot over-create or over-delete
+/// (upstream's ControllerExpectations, with the ReplicaSet controller's 30 s timeout).
+#[derive(Debug, Default)]
+pub(crate) struct Expectations(std::sync::Mutex<std::collections::HashMap<String, Expected>>);
+
+#[derive(Debug)]
+pub(crate) struct Expected {
+    adds: std::collections::HashSet<String>,
+    dels: std::collections::HashSet<String>,
+    set_at: std::time::Instant,
+}
+
+const EXPECTATIONS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Expectations {
+    /// Clears what `pods` show done; true when nothing remains (or it is too old).
+    pub fn satisfied(&self, key: &str, pods: &[&Value]) -> bool {
+        let Ok(mut map) = self.0.lock() else {
+            return true;
+        };
+        let Some(exp) = map.get_mut(key) else {
+            return true;
+        };
+        exp.adds
+            .retain(|name| !pods.iter().any(|p| meta(p, "name") == name));
+        exp.dels
+            .retain(|uid| pods.iter().any(|p| meta(p, "uid") == uid && !deleting(p)));
+        if (exp.adds.is_empty() && exp.dels.is_empty())
+            || exp.set_at.elapsed() > EXPECTATIONS_TIMEOUT
+        {
+            map.remove(key);
+            return true;
+        }
+        false
+    }
+
+    /// Records created pod names and deleted pod uids.
+    pub fn expect(&self, key: &str, adds: Vec<String>, dels: Vec<String>) {
+        if adds.is_empty() && dels.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.0.lock() {
+            let exp = map.entry(key.to_string()).or_insert_with(|| Expected {
+                adds: Default::default(),
+                dels: Default::default(),
+                set_at: std::time::Instant::now(),
+            });
+            exp.adds.extend(adds);
+            exp.dels.extend(dels);
+            exp.set_at = std::time::Instant::now();
+        }
+    }
+
+    /// Drops the expectations of controllers that no longer exist.
+    pub fn forget_others(&self, live: &std::collections::HashSet<String>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|k, _| live.contains(k));
+        }
+    }
+}
