@@ -11,6 +11,7 @@ pub mod deletion;
 pub mod error;
 pub mod names;
 pub mod protobuf;
+pub mod quota;
 pub mod registry;
 pub mod registry_builtin;
 pub mod selector;

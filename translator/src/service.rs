@@ -288,6 +288,10 @@ impl ObjectService {
             metadata_mut(&mut obj)?.insert("generation".into(), json!(1));
         }
         let ns = if res.namespaced { namespace } else { None };
+        // ResourceQuota admission runs last, on the defaulted object (upstream's
+        // validating admission), and reserves the usage it admits.
+        self.admit_quota(res, ns, &obj, &requested_name, opts.dry_run)
+            .await?;
         if opts.dry_run {
             let name = meta_str(&obj, "name").unwrap_or_default().to_string();
             if self.store.get(res, ns, &name).is_ok() {
