@@ -275,6 +275,14 @@ pub trait Runtime: Send + Sync {
         Box::pin(async {})
     }
 
+    /// Where the agent writes this pod's volumes (ConfigMap, Secret, downward API files,
+    /// emptyDirs) for the runtime to mount; `None` for a runtime that runs nothing (`sim`),
+    /// which also skips resolving env from ConfigMaps and Secrets.
+    fn pod_volume_dir(&self, uid: &str) -> Option<std::path::PathBuf> {
+        let _ = uid;
+        None
+    }
+
     /// Kills and restarts one container (a failed liveness probe), counting the restart.
     fn restart_container<'a>(
         &'a self,
