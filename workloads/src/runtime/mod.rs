@@ -12,6 +12,7 @@
 //! only starts, stops and reports. Runtimes are keyed by pod uid, so a pod deleted and
 //! recreated under the same name is a different pod to them.
 
+pub mod docker;
 pub mod process;
 pub mod sim;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+pub use docker::{DockerConfig, DockerRuntime};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use sim::{SimConfig, SimRuntime};
 
