@@ -301,6 +301,12 @@ async fn route(
         }
         Err(e) => return ("other".into(), String::new(), Err(e)),
     };
+    if crate::pod_streams::is_pod_stream(&target) {
+        let sub = target.subresource.clone().unwrap_or_default();
+        let verb = crate::pod_streams::authorization_verb(&sub).to_string();
+        let r = crate::pod_streams::handle(state, user, parts, body, target, query).await;
+        return (verb, format!("pods/{sub}"), r);
+    }
     let verb = kube_verb(&parts.method, target.name.is_some(), query.flag("watch")).to_string();
     let resource_name = target.resource.plural.clone();
     let deprecation = deprecation_warning(&target.resource);

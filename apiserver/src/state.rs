@@ -26,6 +26,19 @@ pub struct Inner {
     ready: AtomicBool,
     /// Signs and checks ServiceAccount tokens.
     token_keys: RwLock<Arc<TokenKeys>>,
+    /// This node's name, runtime and peer client, once the node has set them up:
+    /// what `pods/log|exec|attach|portforward` need.
+    node_streams: RwLock<Option<Arc<NodeStreams>>>,
+}
+
+/// What serving the pod stream subresources needs from the node around the API.
+pub struct NodeStreams {
+    /// This node's `Node` name: pods bound elsewhere are proxied to their node.
+    pub node_name: String,
+    /// `--runtime`, when this node runs pods.
+    pub runtime: Option<Arc<dyn beemesh_workloads::runtime::Runtime>>,
+    /// The TLS client identity this node presents to peers it proxies to.
+    pub peer_client: Option<Arc<crate::pod_streams::proxy::PeerClient>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -77,6 +90,7 @@ impl AppState {
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
             token_keys: RwLock::new(Arc::new(keys)),
+            node_streams: RwLock::new(None),
         }))
     }
 
@@ -88,6 +102,16 @@ impl AppState {
     /// Replaces the ServiceAccount token keys (e.g. with the mesh CA's once known).
     pub fn set_token_keys(&self, keys: TokenKeys) {
         *self.0.token_keys.write() = Arc::new(keys);
+    }
+
+    /// Sets what the pod stream subresources run with (the node's name and runtime).
+    pub fn set_node_streams(&self, streams: NodeStreams) {
+        *self.0.node_streams.write() = Some(Arc::new(streams));
+    }
+
+    /// The node's name and runtime, `None` before the node set them (or in tests).
+    pub fn node_streams(&self) -> Option<Arc<NodeStreams>> {
+        self.0.node_streams.read().clone()
     }
 
     pub fn set_ready(&self, ready: bool) {
