@@ -4,6 +4,7 @@
 //! `key: value` per line: `api:` the API URL, `p2p:` each p2p address (with
 //! `/p2p/<peer id>`), `kubeconfig:`, `join-token:`, then `ready:` once `/readyz` is 200.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use beemesh_workloads::node_registration;
 use beemesh_workloads::runtime::{
     ProcessConfig, ProcessRuntime, Runtime, RuntimeError, RuntimeKind, SimConfig, SimRuntime,
 };
+use beemesh_workloads::sim_nodes::SimNodes;
 use beemesh_workloads::{
     EventTtlController, NamespaceController, NodeConfig, NodeLifecycleController, NodeRegistration,
 };
@@ -101,6 +103,18 @@ pub struct UpArgs {
     #[arg(long = "sim-start-delay", value_name = "DURATION", default_value = "0s",
           value_parser = crate::go_duration::parse)]
     pub sim_start_delay: Duration,
+    /// Simulated Nodes this process registers besides its own (`<node>-sim-0001` …), kwok-
+    /// style: each has a Lease and status, and the pods bound to them run on the `sim`
+    /// runtime here (for placement and startup benchmarks). Independent of `--runtime`.
+    #[arg(long = "sim-nodes", value_name = "N", default_value_t = 0)]
+    pub sim_nodes: usize,
+    /// Capacity (= allocatable) of each simulated Node [default: cpu=32,memory=256Gi,pods=110].
+    #[arg(
+        long = "sim-node-capacity",
+        value_name = "RESOURCE=QUANTITY",
+        value_delimiter = ','
+    )]
+    pub sim_node_capacity: Vec<String>,
 }
 
 /// The runtime `--runtime` names, refused at startup when it is not built yet.
@@ -163,6 +177,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     )?;
     let node_labels = node_registration::parse_key_values("--node-labels", &args.node_labels)?;
     let node_taints = node_registration::parse_taints(&args.register_with_taints)?;
+    let sim_node_capacity = if args.sim_node_capacity.is_empty() {
+        None
+    } else {
+        Some(node_registration::parse_capacity(&args.sim_node_capacity)?)
+    };
     let node_capacity = if args.capacity.is_empty() {
         None
     } else {
@@ -271,6 +290,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             node,
             node_monitor_grace_period: args.node_monitor_grace_period,
             runtime,
+            sim_nodes: (args.sim_nodes, sim_node_capacity, args.sim_start_delay),
         },
     ));
 
@@ -291,6 +311,8 @@ struct Controllers {
     node_monitor_grace_period: Duration,
     /// `--runtime`: when set, this node runs the pods bound to it.
     runtime: Option<Arc<dyn Runtime>>,
+    /// `--sim-nodes`, `--sim-node-capacity`, `--sim-start-delay`.
+    sim_nodes: (usize, Option<BTreeMap<String, String>>, Duration),
 }
 
 /// Ready = serving and caught up with the mesh: system namespaces and controllers start
@@ -308,6 +330,7 @@ async fn become_ready(
         node,
         node_monitor_grace_period,
         runtime,
+        sim_nodes: (sim_count, sim_capacity, sim_start_delay),
     } = controllers;
     let node_name = node.name.clone();
     let started = std::time::Instant::now();
@@ -338,15 +361,19 @@ async fn become_ready(
     // of, the node lifecycle controller.
     // With a runtime, this node is the kubelet of the pods bound to it; without one,
     // `PodTerminationController` alone ends their deletions.
-    if let Some(runtime) = runtime {
-        let agent = beemesh_workloads::PodAgent::new(
-            service.clone(),
-            node.name.clone(),
-            node.internal_ip,
-            runtime,
-        );
+    // One agent serves this node (with a runtime) and every simulated node.
+    let sim = SimNodes::new(&node, sim_count, sim_capacity, sim_start_delay);
+    let served: Vec<(String, Arc<dyn Runtime>)> = runtime
+        .map(|r| (node.name.clone(), r))
+        .into_iter()
+        .chain(sim.runtimes())
+        .collect();
+    if !served.is_empty() {
+        let agent =
+            beemesh_workloads::PodAgent::for_nodes(service.clone(), node.internal_ip, served);
         tokio::spawn(agent.run());
     }
+    sim.spawn_registrations(&service);
     tokio::spawn(NodeRegistration::new(service.clone(), node).run());
     tokio::spawn(NodeLifecycleController::new(service.clone(), node_monitor_grace_period).run());
     tokio::spawn(NamespaceController::new(service, ca_pem).run());

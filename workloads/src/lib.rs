@@ -19,6 +19,7 @@ pub mod pod_agent;
 pub mod pod_termination;
 pub mod replicaset;
 pub mod runtime;
+pub mod sim_nodes;
 mod service_pods;
 
 pub use crds::{CrdController, CrdRegistrar};

@@ -5,8 +5,9 @@
 //! (`deletionTimestamp`) is stopped with its grace period and then deleted with
 //! `gracePeriodSeconds: 0` and a uid precondition, as the kubelet's status manager does.
 //!
-//! Which pods: a watch on this node's replica, pre-filtered on the raw bytes for
-//! `"nodeName":"<this node>"` so the agent parses only its own pods' changes, and a full
+//! Which pods: a watch on this node's replica, pre-filtered on the raw bytes for the
+//! `"nodeName":"..."` it serves (one node, or the many simulated nodes of `--sim-nodes`)
+//! so the agent parses only its own pods' changes, and a full
 //! list at start, after a broken watch and every `RESYNC` (which also stops runtime pods
 //! no longer bound here). `pod_termination` stays as the fallback for pods whose node runs
 //! no agent (no `--runtime`) or is gone: it deletes them once their grace period is over.
@@ -307,12 +308,8 @@ pub fn pod_status(pod: &Value, rt: &PodRuntimeStatus, host_ip: IpAddr, now: &str
     };
     if let Some(ip) = ips.first() {
         status["podIP"] = json!(ip.to_string());
-        status["podIPs"] = Value::Array(
-            ips
-                .iter()
-                .map(|ip| json!({"ip": ip.to_string()}))
-                .collect(),
-        );
+        status["podIPs"] =
+            Value::Array(ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect());
     }
     status["startTime"] = start_time;
     let init: Vec<Value> = rt
@@ -337,18 +334,31 @@ pub fn pod_status(pod: &Value, rt: &PodRuntimeStatus, host_ip: IpAddr, now: &str
     status
 }
 
-/// The kubelet's pod loop for one node.
+/// The kubelet's pod loop for one node, or for many simulated nodes at once
+/// (`beemesh up --sim-nodes`): one watch and one list serve every node it runs pods for.
 pub struct PodAgent {
     service: ObjectService,
-    node_name: String,
     host_ip: IpAddr,
-    runtime: Arc<dyn Runtime>,
-    /// Bytes every stored pod bound here contains.
-    needle: Vec<u8>,
+    /// The nodes this agent is the kubelet of, each with its runtime.
+    nodes: HashMap<String, Arc<dyn Runtime>>,
 }
 
 /// A pod to look at again at a time (a runtime delay or a failed write).
 type Timers = HashMap<(String, String), Instant>;
+
+/// The bytes just before a bound pod's node name in its stored JSON.
+const NODE_NAME_NEEDLE: &[u8] = b"\"nodeName\":\"";
+
+/// The node name a stored pod is bound to, read from its raw bytes without parsing (node
+/// names are DNS subdomains: no escapes inside the string).
+fn raw_node_name(raw: &[u8]) -> Option<&[u8]> {
+    let at = raw
+        .windows(NODE_NAME_NEEDLE.len())
+        .position(|w| w == NODE_NAME_NEEDLE)?
+        + NODE_NAME_NEEDLE.len();
+    let len = raw[at..].iter().position(|&b| b == b'"')?;
+    Some(&raw[at..at + len])
+}
 
 impl PodAgent {
     pub fn new(
@@ -357,13 +367,20 @@ impl PodAgent {
         host_ip: IpAddr,
         runtime: Arc<dyn Runtime>,
     ) -> Self {
-        let needle = format!("\"nodeName\":{}", Value::String(node_name.clone())).into_bytes();
+        PodAgent::for_nodes(service, host_ip, [(node_name, runtime)])
+    }
+
+    /// One agent for several nodes of this process (the simulated nodes of
+    /// `--sim-nodes`, and the node itself when it has a runtime).
+    pub fn for_nodes(
+        service: ObjectService,
+        host_ip: IpAddr,
+        nodes: impl IntoIterator<Item = (String, Arc<dyn Runtime>)>,
+    ) -> Self {
         PodAgent {
             service,
-            node_name,
             host_ip,
-            runtime,
-            needle,
+            nodes: nodes.into_iter().collect(),
         }
     }
 
@@ -374,12 +391,19 @@ impl PodAgent {
             .ok_or_else(|| ApiError::internal("pods are not served"))
     }
 
+    /// The runtime of the node `pod` is bound to, when that node is served here.
+    fn runtime_of(&self, pod: &Value) -> Option<&Arc<dyn Runtime>> {
+        self.nodes.get(str_at(pod, "/spec/nodeName"))
+    }
+
     fn is_mine(&self, pod: &Value) -> bool {
-        str_at(pod, "/spec/nodeName") == self.node_name
+        self.runtime_of(pod).is_some()
     }
 
     fn might_be_mine(&self, raw: &[u8]) -> bool {
-        raw.windows(self.needle.len()).any(|w| w == self.needle)
+        raw_node_name(raw)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .is_some_and(|n| self.nodes.contains_key(n))
     }
 
     /// Every pod bound to this node, from the local replica.
@@ -414,23 +438,29 @@ impl PodAgent {
         pods: &ResourceInfo,
         pod: &Value,
     ) -> Result<Option<Duration>, ApiError> {
+        let Some(runtime) = self.runtime_of(pod) else {
+            return Ok(None);
+        };
         let start = pod_start(pod);
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return self.terminate(pods, pod, &start).await.map(|_| None);
+            return self
+                .terminate(runtime.as_ref(), pods, pod, &start)
+                .await
+                .map(|_| None);
         }
         let phase = str_at(pod, "/status/phase");
-        let known = self.runtime.pod_status(&start.uid).await;
+        let known = runtime.pod_status(&start.uid).await;
         if known.is_none() && (phase == "Succeeded" || phase == "Failed") {
             // Finished pods are not run again (also after a restart of this node).
             return Ok(None);
         }
         if known.is_none() {
-            self.runtime
+            runtime
                 .start_pod(&start)
                 .await
                 .map_err(|e| ApiError::internal(format!("starting the pod: {e}")))?;
         }
-        let Some(rt) = self.runtime.pod_status(&start.uid).await else {
+        let Some(rt) = runtime.pod_status(&start.uid).await else {
             return Ok(Some(RETRY));
         };
         let stored = self.write_status(pods, &start, &rt).await?;
@@ -438,7 +468,7 @@ impl PodAgent {
         if stored && terminal {
             // As the kubelet tears down a finished pod's sandbox: the IP is free again, and
             // the stored status (podIP included) stays as the record.
-            self.runtime
+            runtime
                 .stop_pod(&start.uid, Duration::ZERO)
                 .await
                 .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
@@ -504,6 +534,7 @@ impl PodAgent {
     /// Stops a pod marked for deletion, then removes it (grace 0, uid precondition).
     async fn terminate(
         &self,
+        runtime: &dyn Runtime,
         pods: &ResourceInfo,
         pod: &Value,
         start: &PodStart,
@@ -513,7 +544,7 @@ impl PodAgent {
             .and_then(Value::as_u64)
             .map_or(Duration::ZERO, Duration::from_secs)
             .min(MAX_GRACE);
-        self.runtime
+        runtime
             .stop_pod(&start.uid, grace)
             .await
             .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
@@ -547,11 +578,13 @@ impl PodAgent {
             .iter()
             .map(|p| str_at(p, "/metadata/uid").to_string())
             .collect();
-        for uid in self.runtime.pods().await {
-            if !uids.contains(&uid)
-                && let Err(e) = self.runtime.stop_pod(&uid, Duration::ZERO).await
-            {
-                tracing::warn!(%uid, error = %e, "stopping a pod no longer bound here failed");
+        for runtime in self.nodes.values() {
+            for uid in runtime.pods().await {
+                if !uids.contains(&uid)
+                    && let Err(e) = runtime.stop_pod(&uid, Duration::ZERO).await
+                {
+                    tracing::warn!(%uid, error = %e, "stopping a pod no longer bound here failed");
+                }
             }
         }
         timers.clear();
@@ -613,7 +646,8 @@ impl PodAgent {
                             }
                             if e.kind == EventKind::Delete {
                                 let uid = str_at(&pod, "/metadata/uid");
-                                if let Err(err) = self.runtime.stop_pod(uid, Duration::ZERO).await {
+                                let Some(runtime) = self.runtime_of(&pod) else { continue };
+                                if let Err(err) = runtime.stop_pod(uid, Duration::ZERO).await {
                                     tracing::warn!(error = %err, "stopping a deleted pod failed");
                                 }
                                 continue;
@@ -798,16 +832,13 @@ mod tests {
     }
 
     #[test]
-    fn the_needle_finds_only_this_nodes_pods() {
-        let agent_needle = format!("\"nodeName\":{}", Value::String("n-1".into()));
+    fn the_node_name_is_read_from_the_raw_pod() {
         let mine = serde_json::to_vec(&json!({"spec": {"nodeName": "n-1"}})).unwrap();
         let other = serde_json::to_vec(&json!({"spec": {"nodeName": "n-10"}})).unwrap();
-        let has = |raw: &[u8]| {
-            raw.windows(agent_needle.len())
-                .any(|w| w == agent_needle.as_bytes())
-        };
-        assert!(has(&mine));
-        // The needle ends with the closing quote: `n-1` does not match `n-10`.
-        assert!(!has(&other));
+        let unbound = serde_json::to_vec(&json!({"spec": {"containers": []}})).unwrap();
+        assert_eq!(raw_node_name(&mine), Some(&b"n-1"[..]));
+        // The whole string is read: `n-1` does not match `n-10`.
+        assert_eq!(raw_node_name(&other), Some(&b"n-10"[..]));
+        assert_eq!(raw_node_name(&unbound), None);
     }
 }
