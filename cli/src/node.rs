@@ -23,7 +23,8 @@ use beemesh_translator::service::ObjectService;
 use beemesh_translator::store::{self, ObjectStore};
 use beemesh_workloads::node_registration;
 use beemesh_workloads::runtime::{
-    ProcessConfig, ProcessRuntime, Runtime, RuntimeError, RuntimeKind, SimConfig, SimRuntime,
+    DockerConfig, DockerRuntime, ProcessConfig, ProcessRuntime, Runtime, RuntimeKind, SimConfig,
+    SimRuntime,
 };
 use beemesh_workloads::sim_nodes::SimNodes;
 use beemesh_workloads::{
@@ -96,7 +97,8 @@ pub struct UpArgs {
           value_parser = crate::go_duration::parse)]
     pub node_status_update_frequency: Duration,
     /// What runs the pods bound to this node: `sim` (pretends, for scale tests), `process`
-    /// or `docker` (not implemented yet). Without it pods bound here stay Pending.
+    /// (host processes) or `docker` (containers of the local Docker Engine). Without it pods
+    /// bound here stay Pending.
     #[arg(long, value_name = "sim|process|docker")]
     pub runtime: Option<RuntimeKind>,
     /// With `--runtime sim`: how long containers stay ContainerCreating before Running.
@@ -117,8 +119,20 @@ pub struct UpArgs {
     pub sim_node_capacity: Vec<String>,
 }
 
+/// Labels the docker runtime adds to everything it makes, from `BEEMESH_DOCKER_LABELS`
+/// (`key=value,...`; test harnesses put their owner label there).
+fn docker_extra_labels() -> Vec<(String, String)> {
+    std::env::var("BEEMESH_DOCKER_LABELS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
 /// The runtime `--runtime` names, refused at startup when it is not built yet.
-fn runtime_of(
+async fn runtime_of(
     kind: Option<RuntimeKind>,
     node_name: &str,
     start_delay: Duration,
@@ -134,7 +148,15 @@ fn runtime_of(
             node_name: node_name.to_string(),
             start_delay,
         })))),
-        Some(other) => Err(RuntimeError::NotImplemented(other.as_str().to_string()).into()),
+        // Pods run as Docker containers of the local engine (ADR 0010, "docker").
+        Some(RuntimeKind::Docker) => Ok(Some(Arc::new(
+            DockerRuntime::connect(DockerConfig {
+                node_name: node_name.to_string(),
+                extra_labels: docker_extra_labels(),
+            })
+            .await
+            .context("--runtime docker")?,
+        ))),
     }
 }
 
@@ -174,7 +196,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         &node_name,
         args.sim_start_delay,
         &args.data_dir,
-    )?;
+    )
+    .await?;
     let node_labels = node_registration::parse_key_values("--node-labels", &args.node_labels)?;
     let node_taints = node_registration::parse_taints(&args.register_with_taints)?;
     let sim_node_capacity = if args.sim_node_capacity.is_empty() {
