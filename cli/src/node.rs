@@ -376,6 +376,7 @@ async fn become_ready(
     tokio::spawn(beemesh_workloads::ReplicaSetController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::EndpointSliceController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::EndpointsController::new(service.clone()).run());
+    tokio::spawn(beemesh_workloads::ResourceQuotaController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::JobController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::DaemonSetController::new(service.clone()).run());
     // Each node awards the unbound pods it is home of to the best-fitting Node.

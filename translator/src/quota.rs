@@ -563,13 +563,13 @@ impl ObjectService {
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
                     .map(str::to_string);
-                reservations.push((qname, version, hard, new_used));
+                reservations.push((qname, version, new_used));
             }
             if dry_run || reservations.is_empty() {
                 return Ok(());
             }
             let mut lost = false;
-            for (qname, version, hard, new_used) in reservations {
+            for (qname, version, new_used) in reservations {
                 let pre = Preconditions {
                     resource_version: version,
                     uid: None,
@@ -577,7 +577,10 @@ impl ObjectService {
                 let result = self
                     .store
                     .update(&quotas_res, Some(ns), &qname, &pre, |mut cur| {
-                        cur["status"]["hard"] = usage_json(&hard);
+                        cur["status"]["hard"] = cur
+                            .pointer("/spec/hard")
+                            .cloned()
+                            .unwrap_or_else(|| json!({}));
                         cur["status"]["used"] = usage_json(&new_used);
                         Ok(Some(cur))
                     })
