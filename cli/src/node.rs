@@ -379,6 +379,7 @@ async fn become_ready(
     tokio::spawn(beemesh_workloads::ResourceQuotaController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::JobController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::DaemonSetController::new(service.clone()).run());
+    tokio::spawn(beemesh_workloads::CronJobController::new(service.clone()).run());
     // Each node awards the unbound pods it is home of to the best-fitting Node.
     tokio::spawn(beemesh_workloads::PlacementController::new(service.clone()).run());
     // This node's own Node and Lease (the kubelet's part) and, for the Nodes it is home

@@ -4,6 +4,8 @@
 mod change_wait;
 mod controller_support;
 pub mod crds;
+pub mod cron_schedule;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -24,6 +26,7 @@ pub mod sim_nodes;
 mod service_pods;
 
 pub use crds::{CrdController, CrdRegistrar};
+pub use cronjob::CronJobController;
 pub use daemonset::DaemonSetController;
 pub use deployment::DeploymentController;
 pub use endpoints::EndpointsController;
