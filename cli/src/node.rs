@@ -259,6 +259,21 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // ServiceAccount tokens are signed with the mesh CA key, which every member holds,
     // so a token issued by one node verifies on all of them and across restarts.
     let state = AppState::with_pki(service.clone(), &pki);
+    // pods/log, exec, attach and portforward: served from this node's runtime, or proxied
+    // to the pod's node with a node client certificate (ADR 0010).
+    let peer_client = match beemesh_apiserver::pod_streams::proxy::PeerClient::new(&pki, &node_name)
+    {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no node client certificate: pod streams are not proxied to other nodes");
+            None
+        }
+    };
+    state.set_node_streams(beemesh_apiserver::state::NodeStreams {
+        node_name: node_name.clone(),
+        runtime: runtime.clone(),
+        peer_client,
+    });
     let tls = beemesh_apiserver::server::tls_config(&pki)?;
     let listener = tokio::net::TcpListener::bind(args.api_listen)
         .await
