@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 const NS: &str = "default";
 const REPLICAS: usize = 6;
 /// Stop → all replicas Running on live nodes must take less than this.
-const RECOVERY_BOUND: Duration = Duration::from_secs(120);
+const RECOVERY_BOUND: Duration = Duration::from_secs(60);
 const SETTLE: Duration = Duration::from_secs(60);
 
 #[track_caller]
