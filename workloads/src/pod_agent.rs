@@ -25,6 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::pod_prepare;
 use crate::runtime::{
     ContainerSpec, ContainerState, ContainerStatus, NamedPort, PodRuntimeStatus, PodStart, Runtime,
 };
@@ -159,10 +160,24 @@ fn container_status(c: &ContainerStatus, ready: bool) -> Value {
             false,
         ),
     };
+    let last = match &c.last_state {
+        Some(ContainerState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+        }) => json!({"terminated": {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": rfc3339(*started_at),
+            "finishedAt": rfc3339(*finished_at),
+        }}),
+        _ => json!({}),
+    };
     let mut out = json!({
         "name": c.name,
         "state": state,
-        "lastState": {},
+        "lastState": last,
         "ready": ready,
         "restartCount": c.restart_count,
         "image": c.image,
@@ -455,8 +470,29 @@ impl PodAgent {
             return Ok(None);
         }
         if known.is_none() {
+            // A runtime that runs processes gets resolved env, command lines and volumes;
+            // what cannot be resolved yet keeps the containers waiting, with the reason.
+            let ready = match runtime.pod_volume_dir(&start.uid) {
+                None => start.clone(),
+                Some(dir) => {
+                    match pod_prepare::prepare(
+                        &self.service,
+                        pod,
+                        start.clone(),
+                        &dir,
+                        self.host_ip,
+                    ) {
+                        Ok(ready) => ready,
+                        Err(e) => {
+                            let rt = pod_prepare::waiting_status(&start, &e);
+                            self.write_status(pods, &start, &rt).await?;
+                            return Ok(rt.recheck_after);
+                        }
+                    }
+                }
+            };
             runtime
-                .start_pod(&start)
+                .start_pod(&ready)
                 .await
                 .map_err(|e| ApiError::internal(format!("starting the pod: {e}")))?;
         }
@@ -580,10 +616,13 @@ impl PodAgent {
             .collect();
         for runtime in self.nodes.values() {
             for uid in runtime.pods().await {
-                if !uids.contains(&uid)
-                    && let Err(e) = runtime.stop_pod(&uid, Duration::ZERO).await
-                {
-                    tracing::warn!(%uid, error = %e, "stopping a pod no longer bound here failed");
+                if !uids.contains(&uid) {
+                    match runtime.stop_pod(&uid, Duration::ZERO).await {
+                        Ok(()) => runtime.forget_pod(&uid).await,
+                        Err(e) => {
+                            tracing::warn!(%uid, error = %e, "stopping a pod no longer bound here failed");
+                        }
+                    }
                 }
             }
         }
@@ -647,8 +686,12 @@ impl PodAgent {
                             if e.kind == EventKind::Delete {
                                 let uid = str_at(&pod, "/metadata/uid");
                                 let Some(runtime) = self.runtime_of(&pod) else { continue };
-                                if let Err(err) = runtime.stop_pod(uid, Duration::ZERO).await {
-                                    tracing::warn!(error = %err, "stopping a deleted pod failed");
+                                match runtime.stop_pod(uid, Duration::ZERO).await {
+                                    // Gone from the API: its logs and volumes go too.
+                                    Ok(()) => runtime.forget_pod(uid).await,
+                                    Err(err) => {
+                                        tracing::warn!(error = %err, "stopping a deleted pod failed");
+                                    }
                                 }
                                 continue;
                             }

@@ -907,6 +907,10 @@ impl Runtime for ProcessRuntime {
         })
     }
 
+    fn pod_volume_dir(&self, uid: &str) -> Option<PathBuf> {
+        Some(self.pods_dir().join(uid).join("volumes"))
+    }
+
     fn forget_pod<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if self.pod(uid).is_some() || uid.is_empty() || uid.contains('/') || uid.contains("..")

@@ -1,0 +1,340 @@
+//! Pods run by a node started with `--runtime process` (host processes, ADR 0010), through
+//! real kubectl 1.33 and the host's /bin/sh:
+//! - env from a ConfigMap, a Secret (`envFrom` with a prefix too) and the downward API, a
+//!   `$(VAR)` reference in args and a configMap volume reach the process: `kubectl logs`
+//!   shows them, and the pod is Running and Ready with podIP = hostIP;
+//! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
+//!   upstream's message, and the pod starts once the ConfigMap exists;
+//! - a crashing command shows CrashLoopBackOff with a growing restart count, its
+//!   lastState and `kubectl logs --previous`;
+//! - a `restartPolicy: Never` pod that exits 0 reaches Succeeded (its log still readable);
+//! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed.
+
+use std::time::{Duration, Instant};
+
+use beemesh_conformance::{Kubectl, Node, run_recorded, skip};
+use serde_json::Value;
+
+const KUBECTL: &str = "1.33";
+/// `beemesh_conformance::Node`'s `--node-name`.
+const NODE: &str = "conformance";
+
+/// Polls `kubectl get pod <name> -o json` until `f` holds.
+fn wait_pod(k: &Kubectl, name: &str, timeout: Duration, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pod = k.get_json(&["pod", name]);
+        if f(&pod) {
+            return pod;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} did not get there in {timeout:?}: {}",
+            pod["status"]
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn waiting_reason(pod: &Value) -> &str {
+    pod.pointer("/status/containerStatuses/0/state/waiting/reason")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn restarts(pod: &Value) -> u64 {
+    pod.pointer("/status/containerStatuses/0/restartCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+}
+
+fn env_volumes_and_logs(k: &Kubectl) -> String {
+    k.run(&[
+        "create",
+        "configmap",
+        "app",
+        "--from-literal=mode=dev",
+        "--from-literal=color=blue",
+    ])
+    .ok();
+    k.run(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=token=s3cret",
+    ])
+    .ok();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: envpod
+  labels: {{app: web}}
+spec:
+  nodeName: {NODE}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo MODE=$MODE TOKEN=$TOKEN; echo NAME=$MY_NAME NS=$MY_NS APP=$MY_APP; echo CFG_color=$CFG_color; echo FILE=`cat etc/app/mode`; echo ARG=$0; exec sleep 3600", "$(MODE)-arg"]
+    env:
+    - name: MODE
+      valueFrom: {{configMapKeyRef: {{name: app, key: mode}}}}
+    - name: TOKEN
+      valueFrom: {{secretKeyRef: {{name: creds, key: token}}}}
+    - name: MY_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    - name: MY_NS
+      valueFrom: {{fieldRef: {{fieldPath: metadata.namespace}}}}
+    - name: MY_APP
+      valueFrom: {{fieldRef: {{fieldPath: "metadata.labels['app']"}}}}
+    envFrom:
+    - prefix: CFG_
+      configMapRef: {{name: app}}
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/app}}
+  volumes:
+  - name: cfg
+    configMap: {{name: app}}
+"#
+    );
+    k.apply(&manifest).ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/envpod",
+        "--timeout=30s",
+    ])
+    .ok();
+    let pod = k.get_json(&["pod", "envpod"]);
+    assert_eq!(pod["status"]["phase"], "Running", "{}", pod["status"]);
+    assert_eq!(
+        pod["status"]["podIP"], pod["status"]["hostIP"],
+        "{}",
+        pod["status"]
+    );
+    let id = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap_or("");
+    assert!(id.starts_with("process://"), "{id}");
+    // The log appears as the process writes it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let out = k.run(&["logs", "envpod"]).ok();
+        if out.stdout.contains("ARG=") || Instant::now() > deadline {
+            break out.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        logs,
+        "MODE=dev TOKEN=s3cret\nNAME=envpod NS=default APP=web\nCFG_color=blue\nFILE=dev\nARG=dev-arg\n"
+    );
+    let tail = k.run(&["logs", "envpod", "--tail=1", "--timestamps"]).ok();
+    assert!(
+        tail.stdout.ends_with(" ARG=dev-arg\n") && tail.stdout.lines().count() == 1,
+        "{}",
+        tail.stdout
+    );
+    k.run(&["delete", "pod", "envpod", "--grace-period=1"]).ok();
+    "env/volume pod Ready, logs as written".to_string()
+}
+
+fn missing_config_then_created(k: &Kubectl) {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: needs-cm}}
+spec:
+  nodeName: {NODE}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo $V; exec sleep 3600"]
+    env:
+    - name: V
+      valueFrom: {{configMapKeyRef: {{name: later, key: v}}}}
+"#
+    );
+    k.apply(&manifest).ok();
+    let pod = wait_pod(k, "needs-cm", Duration::from_secs(20), |p| {
+        waiting_reason(p) == "CreateContainerConfigError"
+    });
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+        "configmap \"later\" not found"
+    );
+    let table = k.run(&["get", "pod", "needs-cm"]).ok();
+    assert_eq!(
+        table.table().cell("needs-cm", "STATUS"),
+        "CreateContainerConfigError"
+    );
+    k.run(&["create", "configmap", "later", "--from-literal=v=now"])
+        .ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/needs-cm",
+        "--timeout=30s",
+    ])
+    .ok();
+    k.run(&["delete", "pod", "needs-cm", "--grace-period=1"])
+        .ok();
+}
+
+fn crash_loop(k: &Kubectl) -> String {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: crasher}}
+spec:
+  nodeName: {NODE}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo boom; exit 3"]
+"#
+    );
+    k.apply(&manifest).ok();
+    let started = Instant::now();
+    let pod = wait_pod(k, "crasher", Duration::from_secs(30), |p| {
+        waiting_reason(p) == "CrashLoopBackOff" && restarts(p) >= 1
+    });
+    let c = &pod["status"]["containerStatuses"][0];
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3, "{c}");
+    assert_eq!(c["lastState"]["terminated"]["reason"], "Error", "{c}");
+    assert!(
+        c["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("back-off 10s restarting failed container=main pod=crasher_default("),
+        "{c}"
+    );
+    let table = k.run(&["get", "pod", "crasher"]).ok();
+    assert_eq!(table.table().cell("crasher", "STATUS"), "CrashLoopBackOff");
+    // The 10 s back-off passes and it runs (and crashes) again.
+    let pod = wait_pod(k, "crasher", Duration::from_secs(30), |p| restarts(p) >= 2);
+    let second = started.elapsed();
+    assert!(restarts(&pod) >= 2);
+    k.run(&["logs", "crasher", "--previous"])
+        .ok()
+        .stdout_has("boom");
+    k.run(&["delete", "pod", "crasher", "--grace-period=1"])
+        .ok();
+    format!(
+        "CrashLoopBackOff, restartCount 2 after {:.1} s",
+        second.as_secs_f64()
+    )
+}
+
+fn never_succeeds(k: &Kubectl) {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: once}}
+spec:
+  nodeName: {NODE}
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo done"]
+"#
+    );
+    k.apply(&manifest).ok();
+    let pod = wait_pod(k, "once", Duration::from_secs(20), |p| {
+        p["status"]["phase"] == "Succeeded"
+    });
+    let c = &pod["status"]["containerStatuses"][0];
+    assert_eq!(c["state"]["terminated"]["reason"], "Completed", "{c}");
+    assert_eq!(c["state"]["terminated"]["exitCode"], 0, "{c}");
+    let table = k.run(&["get", "pod", "once"]).ok();
+    assert_eq!(table.table().cell("once", "STATUS"), "Completed");
+    k.run(&["logs", "once"]).ok().stdout_has("done");
+    k.run(&["delete", "pod", "once"]).ok();
+}
+
+fn graceful_delete(k: &Kubectl, node: &Node) -> String {
+    let mark = node.scratch_dir().join("term-mark");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "trap 'echo TERM > $MARK; exit 0' TERM; echo $$ > $MARK.pid; while true; do sleep 0.2; done"]
+    env: [{{name: MARK, value: "{}"}}]
+"#,
+        mark.display()
+    );
+    k.apply(&manifest).ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/graceful",
+        "--timeout=30s",
+    ])
+    .ok();
+    let pid_file = mark.with_extension("pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pid_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(!pid.is_empty(), "the process never wrote its pid");
+    let t = Instant::now();
+    k.run(&["delete", "pod", "graceful", "--timeout=30s"])
+        .ok()
+        .stdout_has("pod \"graceful\" deleted");
+    let took = t.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(&mark).unwrap_or_default().trim(),
+        "TERM",
+        "the trap did not see SIGTERM"
+    );
+    assert!(took < Duration::from_secs(15), "delete took {took:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} still runs"
+    );
+    k.run(&["get", "pod", "graceful"])
+        .failed()
+        .stderr_has("NotFound");
+    format!(
+        "delete with SIGTERM trap returned in {:.1} s",
+        took.as_secs_f64()
+    )
+}
+
+fn process_pods() -> String {
+    let node = match Node::start_with(&["--runtime", "process"]) {
+        Ok(n) => n,
+        Err(e) => panic!("node did not start: {e}"),
+    };
+    let k = match Kubectl::new(KUBECTL, &node.kubeconfig()) {
+        Ok(k) => k,
+        Err(why) => skip(why),
+    };
+    let mut notes = vec![env_volumes_and_logs(&k)];
+    missing_config_then_created(&k);
+    never_succeeds(&k);
+    notes.push(graceful_delete(&k, &node));
+    notes.push(crash_loop(&k));
+    notes.join("; ")
+}
+
+#[test]
+fn process_runtime_pods() {
+    run_recorded(
+        "process_runtime_pods",
+        &format!("kubectl-{KUBECTL}"),
+        process_pods,
+    );
+}
