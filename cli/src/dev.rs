@@ -214,15 +214,6 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > MAX_NODES {
         bail!("--nodes must be between 1 and {MAX_NODES}");
     }
-    // Refused here too, before any node starts, with the same words `up` uses.
-    if let Some(kind) = args
-        .runtime
-        .filter(|k| *k != beemesh_workloads::runtime::RuntimeKind::Sim)
-    {
-        return Err(
-            beemesh_workloads::runtime::RuntimeError::NotImplemented(kind.as_str().into()).into(),
-        );
-    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let exe = std::env::current_exe().context("finding the beemesh binary")?;

@@ -1,12 +1,11 @@
 //! Container runtimes behind one trait: what the pod agent (`pod_agent`, the kubelet's
 //! role) asks of whatever actually runs a pod's containers.
 //!
-//! The trait is shaped for three providers (`--runtime`): `sim` (here: kwok-style, nothing
-//! runs), and next `docker` (the Docker Engine API through bollard: one container per pod
-//! container plus a pause-like network owner, `stop_pod` = `docker stop -t grace`) and
-//! `process` (each container's command as a host process in a per-pod working directory,
-//! SIGTERM then SIGKILL after the grace period). Those two are not built yet; `beemesh up`
-//! refuses them at startup.
+//! Three providers (`--runtime`, ADR 0010): `sim` (kwok-style, nothing runs), `docker`
+//! (the Docker Engine API through bollard: a sandbox container owning the pod's network
+//! plus one container per pod container) and `process` (each container's command as a
+//! host process in a per-pod working directory, SIGTERM then SIGKILL after the grace
+//! period).
 //!
 //! The pod agent owns the Kubernetes side (pod status, conditions, deletion); a runtime
 //! only starts, stops and reports. Runtimes are keyed by pod uid, so a pod deleted and
@@ -33,9 +32,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Errors a runtime reports.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// The `--runtime` named is not one BeeMesh has (yet).
-    #[error("--runtime {0}: not implemented yet (available: sim)")]
-    NotImplemented(String),
     #[error("unknown runtime {0:?} (one of sim, process, docker)")]
     Unknown(String),
     /// The node's pod address range is used up.
