@@ -8,7 +8,9 @@
 //! - a crashing command shows CrashLoopBackOff with a growing restart count, its
 //!   lastState and `kubectl logs --previous`;
 //! - a `restartPolicy: Never` pod that exits 0 reaches Succeeded (its log still readable);
-//! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed.
+//! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed;
+//! - a failing readiness probe keeps the pod not Ready until it passes; a failing liveness
+//!   probe restarts the container, with the kubelet's `Unhealthy` and `Killing` events.
 
 use std::time::{Duration, Instant};
 
@@ -313,6 +315,102 @@ spec:
     )
 }
 
+fn probes(k: &Kubectl, node: &Node) -> String {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  nodeName: {NODE}
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "exec sleep 3600"]
+    readinessProbe:
+      exec: {{command: ["/bin/sh", "-c", "test -f ready"]}}
+      periodSeconds: 1
+  - name: flaky
+    image: busybox
+    command: ["/bin/sh", "-c", "exec sleep 3600"]
+    livenessProbe:
+      exec: {{command: ["/bin/sh", "-c", "test -f alive"]}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#
+    );
+    k.apply(&manifest).ok();
+    let flaky_restarted = |p: &Value| {
+        p.pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["name"] == "flaky"))
+            .and_then(|c| c["restartCount"].as_u64())
+            .unwrap_or(0)
+            >= 1
+    };
+    let t = Instant::now();
+    let pod = wait_pod(k, "probed", Duration::from_secs(30), flaky_restarted);
+    let restarted_after = t.elapsed();
+    assert_eq!(pod["status"]["phase"], "Running", "{}", pod["status"]);
+    let ready = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or_default();
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert!(
+        ready["message"].as_str().unwrap_or("").contains("main"),
+        "{ready}"
+    );
+    let flaky = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "flaky").cloned())
+        .unwrap_or_default();
+    assert!(flaky["lastState"]["terminated"].is_object(), "{flaky}");
+    let events = k.get_json(&["events", "--field-selector", "involvedObject.name=probed"]);
+    let reasons: Vec<String> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "{}/{}: {}",
+                e["reportingComponent"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r
+                == "kubelet/Killing: Container flaky failed liveness probe, will be restarted"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.starts_with(
+            "kubelet/Unhealthy: Readiness probe failed: command terminated with exit code 1"
+        )),
+        "{reasons:?}"
+    );
+    // The readiness check passes once the file exists in the container's root.
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let root = node.data_dir().join("pods").join(&uid).join("containers");
+    std::fs::write(root.join("main").join("ready"), "").ok();
+    std::fs::write(root.join("flaky").join("alive"), "").ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/probed",
+        "--timeout=20s",
+    ])
+    .ok();
+    k.run(&["delete", "pod", "probed", "--grace-period=1"]).ok();
+    format!(
+        "liveness restart {:.1} s after create",
+        restarted_after.as_secs_f64()
+    )
+}
+
 fn process_pods() -> String {
     let node = match Node::start_with(&["--runtime", "process"]) {
         Ok(n) => n,
@@ -326,6 +424,7 @@ fn process_pods() -> String {
     missing_config_then_created(&k);
     never_succeeds(&k);
     notes.push(graceful_delete(&k, &node));
+    notes.push(probes(&k, &node));
     notes.push(crash_loop(&k));
     notes.join("; ")
 }

@@ -22,11 +22,12 @@ pub mod pod_env;
 pub mod pod_prepare;
 pub mod pod_termination;
 pub mod pod_volumes;
+pub mod probes;
 pub mod replicaset;
 pub mod resource_quota;
 pub mod runtime;
-pub mod sim_nodes;
 mod service_pods;
+pub mod sim_nodes;
 
 pub use crds::{CrdController, CrdRegistrar};
 pub use cronjob::CronJobController;

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::pod_prepare;
+use crate::probes::{ProbeOutcome, Prober};
 use crate::runtime::{
     ContainerSpec, ContainerState, ContainerStatus, NamedPort, PodRuntimeStatus, PodStart, Runtime,
 };
@@ -254,10 +255,24 @@ fn phase_of(rt: &PodRuntimeStatus, start: &PodStart) -> &'static str {
 /// (`generateAPIPodStatus`). Fields the agent does not own (`qosClass`, conditions other
 /// agents add such as `DisruptionTarget`, `nominatedNodeName`) are kept.
 pub fn pod_status(pod: &Value, rt: &PodRuntimeStatus, host_ip: IpAddr, now: &str) -> Value {
+    pod_status_probed(pod, rt, host_ip, now, &[])
+}
+
+/// `pod_status` with the containers whose probes say they are not ready (readiness not
+/// passed yet, or startup not done): not `ready`, and the pod not Ready.
+pub fn pod_status_probed(
+    pod: &Value,
+    rt: &PodRuntimeStatus,
+    host_ip: IpAddr,
+    now: &str,
+    unready: &[String],
+) -> Value {
     let start = pod_start(pod);
     let phase = phase(&rt.containers, &start.restart_policy);
     let terminal = phase == "Succeeded" || phase == "Failed";
-    let ready_of = |c: &ContainerStatus| matches!(c.state, ContainerState::Running { .. });
+    let ready_of = |c: &ContainerStatus| {
+        matches!(c.state, ContainerState::Running { .. }) && !unready.contains(&c.name)
+    };
     let mut containers: Vec<&ContainerStatus> = rt.containers.iter().collect();
     // The kubelet sorts container statuses by name.
     containers.sort_by(|a, b| a.name.cmp(&b.name));
@@ -356,6 +371,8 @@ pub struct PodAgent {
     host_ip: IpAddr,
     /// The nodes this agent is the kubelet of, each with its runtime.
     nodes: HashMap<String, Arc<dyn Runtime>>,
+    /// Container probes of the pods run by real runtimes.
+    prober: Prober,
 }
 
 /// A pod to look at again at a time (a runtime delay or a failed write).
@@ -396,6 +413,7 @@ impl PodAgent {
             service,
             host_ip,
             nodes: nodes.into_iter().collect(),
+            prober: Prober::default(),
         }
     }
 
@@ -485,7 +503,7 @@ impl PodAgent {
                         Ok(ready) => ready,
                         Err(e) => {
                             let rt = pod_prepare::waiting_status(&start, &e);
-                            self.write_status(pods, &start, &rt).await?;
+                            self.write_status(pods, &start, &rt, &[]).await?;
                             return Ok(rt.recheck_after);
                         }
                     }
@@ -499,7 +517,37 @@ impl PodAgent {
         let Some(rt) = runtime.pod_status(&start.uid).await else {
             return Ok(Some(RETRY));
         };
-        let stored = self.write_status(pods, &start, &rt).await?;
+        let probed = if runtime.pod_volume_dir(&start.uid).is_some() {
+            let pod_ip = rt.ips.first().copied().unwrap_or(self.host_ip);
+            self.prober.run(runtime.as_ref(), pod, &rt, pod_ip).await
+        } else {
+            ProbeOutcome::default()
+        };
+        for message in &probed.unhealthy {
+            self.event(pod, "Warning", "Unhealthy", message.clone())
+                .await;
+        }
+        for (container, why) in &probed.restart {
+            self.event(
+                pod,
+                "Normal",
+                "Killing",
+                format!(
+                    "Container {container} failed {} probe, will be restarted",
+                    why.split_whitespace().next().unwrap_or("").to_lowercase()
+                ),
+            )
+            .await;
+            if let Err(e) = runtime
+                .restart_container(&start.uid, container, start.termination_grace)
+                .await
+            {
+                tracing::warn!(error = %e, %container, "restarting an unhealthy container failed");
+            }
+        }
+        let stored = self
+            .write_status(pods, &start, &rt, &probed.unready)
+            .await?;
         let terminal = matches!(phase_of(&rt, &start), "Succeeded" | "Failed");
         if stored && terminal {
             // As the kubelet tears down a finished pod's sandbox: the IP is free again, and
@@ -508,9 +556,49 @@ impl PodAgent {
                 .stop_pod(&start.uid, Duration::ZERO)
                 .await
                 .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
+            self.prober.forget(&start.uid);
             return Ok(None);
         }
-        Ok(rt.recheck_after)
+        Ok(match (rt.recheck_after, probed.next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// An event on a pod as the kubelet records it (`Unhealthy`, `Killing`); failing to
+    /// record one is not an error.
+    async fn event(&self, pod: &Value, type_: &str, reason: &str, message: String) {
+        let Some(events) = self.service.registry.get("", "v1", "events") else {
+            return;
+        };
+        let ns = str_at(pod, "/metadata/namespace");
+        let name = str_at(pod, "/metadata/name");
+        let now = beemesh_translator::service::now_rfc3339();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let host = str_at(pod, "/spec/nodeName");
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name,
+                               "namespace": ns, "uid": str_at(pod, "/metadata/uid"),
+                               "resourceVersion": str_at(pod, "/metadata/resourceVersion")},
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": "kubelet", "host": host},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": "kubelet",
+            "reportingInstance": host,
+        });
+        if let Err(e) = self
+            .service
+            .create(&events, Some(ns), event, &WriteOptions::default())
+            .await
+        {
+            tracing::debug!(error = %e, "kubelet event not recorded");
+        }
     }
 
     /// Writes the pod's status; true once it is stored (false: the pod is gone or replaced).
@@ -519,6 +607,7 @@ impl PodAgent {
         pods: &ResourceInfo,
         start: &PodStart,
         rt: &PodRuntimeStatus,
+        unready: &[String],
     ) -> Result<bool, ApiError> {
         let now = rfc3339(Utc::now());
         let current = match self
@@ -533,7 +622,7 @@ impl PodAgent {
         if str_at(&current, "/metadata/uid") != start.uid {
             return Ok(false);
         }
-        let wanted = pod_status(&current, rt, self.host_ip, &now);
+        let wanted = pod_status_probed(&current, rt, self.host_ip, &now, unready);
         if current.get("status") == Some(&wanted) {
             return Ok(true);
         }
@@ -555,7 +644,7 @@ impl PodAgent {
                         ));
                     }
                     let mut new = cur.clone();
-                    new["status"] = pod_status(cur, rt, self.host_ip, &now);
+                    new["status"] = pod_status_probed(cur, rt, self.host_ip, &now, unready);
                     Ok(new)
                 },
             )
@@ -688,7 +777,10 @@ impl PodAgent {
                                 let Some(runtime) = self.runtime_of(&pod) else { continue };
                                 match runtime.stop_pod(uid, Duration::ZERO).await {
                                     // Gone from the API: its logs and volumes go too.
-                                    Ok(()) => runtime.forget_pod(uid).await,
+                                    Ok(()) => {
+                                        runtime.forget_pod(uid).await;
+                                        self.prober.forget(uid);
+                                    }
                                     Err(err) => {
                                         tracing::warn!(error = %err, "stopping a deleted pod failed");
                                     }
