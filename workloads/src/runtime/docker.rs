@@ -366,8 +366,9 @@ impl Shared {
             .collect())
     }
 
-    /// The container running (or last run) for `container`: the newest attempt, or the one
-    /// before it with `previous`.
+    /// The container running (or last run) for `container`: the newest run, or with
+    /// `previous` the last one that ended (`lastState.terminated`: the newest when it is
+    /// not running — a container waiting out its back-off — else the one before).
     async fn find(
         &self,
         uid: &str,
@@ -381,7 +382,8 @@ impl Shared {
             .filter(|f| f.container == container)
             .collect();
         runs.sort_by_key(|f| std::cmp::Reverse(f.attempt));
-        Ok(runs.into_iter().nth(usize::from(previous)))
+        let skip = usize::from(previous && runs.first().is_some_and(|f| f.running));
+        Ok(runs.into_iter().nth(skip))
     }
 
     async fn remove(&self, id: &str) {
@@ -1238,8 +1240,7 @@ impl Runtime for DockerRuntime {
         Box::pin(async move {
             let pods = self.lock();
             let handle = pods.get(uid)?;
-            let status = handle.status.lock().map(|s| s.clone()).ok();
-            status
+            handle.status.lock().map(|s| s.clone()).ok()
         })
     }
 
@@ -1511,16 +1512,64 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    const TEST_OWNER: &str = "beemesh.test.owner";
+
     async fn runtime(case: &str) -> Option<DockerRuntime> {
         let config = DockerConfig {
             node_name: format!("wl-{case}-{}", std::process::id()),
-            extra_labels: vec![("beemesh.test".into(), "workloads".into())],
+            extra_labels: vec![(TEST_OWNER.into(), std::process::id().to_string())],
         };
         match DockerRuntime::connect(config).await {
-            Ok(rt) => Some(rt),
+            Ok(rt) => {
+                remove_orphans(&rt).await;
+                Some(rt)
+            }
             Err(e) => {
                 eprintln!("SKIPPED: no usable Docker Engine here: {e}");
                 None
+            }
+        }
+    }
+
+    /// What test processes that died mid-case (a failed assertion) left on the engine.
+    async fn remove_orphans(rt: &DockerRuntime) {
+        let gone = |labels: Option<&HashMap<String, String>>| {
+            labels
+                .and_then(|l| l.get(TEST_OWNER))
+                .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        };
+        let filters: HashMap<&str, Vec<String>> = [("label", vec![TEST_OWNER.to_string()])].into();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        for c in rt
+            .shared
+            .docker
+            .list_containers(Some(options))
+            .await
+            .unwrap_or_default()
+        {
+            if gone(c.labels.as_ref())
+                && let Some(id) = c.id
+            {
+                rt.shared.remove(&id).await;
+            }
+        }
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        for n in rt
+            .shared
+            .docker
+            .list_networks(Some(options))
+            .await
+            .unwrap_or_default()
+        {
+            if gone(n.labels.as_ref())
+                && let Some(name) = n.name
+            {
+                let _ = rt.shared.docker.remove_network(&name).await;
             }
         }
     }
@@ -1597,7 +1646,7 @@ mod tests {
         let spec = busybox(
             &image,
             "app",
-            "echo $GREETING; echo oops >&2; exec /bin/busybox httpd -f -p 8080 -h /",
+            "echo $GREETING; sleep 1; echo oops >&2; exec /bin/busybox httpd -f -p 8080 -h /",
         );
         rt.start_pod(&pod(&uid, "Always", vec![spec]))
             .await
@@ -1611,7 +1660,14 @@ mod tests {
         assert_eq!(s.containers[0].restart_count, 0);
         assert!(rt.pods().await.contains(&uid));
 
-        let logs = collect(rt.logs(&uid, "app", &LogOptions::default()).await.unwrap()).await;
+        let mut logs = String::new();
+        for _ in 0..50 {
+            logs = collect(rt.logs(&uid, "app", &LogOptions::default()).await.unwrap()).await;
+            if logs.contains("oops") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(logs, "hello\noops\n");
         let stamped = LogOptions {
             timestamps: true,
