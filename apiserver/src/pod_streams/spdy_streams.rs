@@ -300,6 +300,9 @@ async fn forward_one(
         let _ = w.shutdown().await;
     };
     let writer = data.writer.clone();
+    let error_writer = error.writer.clone();
+    // The pod side ending ends the forwarded connection: kubectl closes its local
+    // connection only once the error stream is closed too.
     let from_pod = async move {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
@@ -313,9 +316,9 @@ async fn forward_one(
             }
         }
         writer.close();
+        error_writer.close();
     };
     tokio::join!(to_pod, from_pod);
-    error.writer.close();
 }
 
 #[cfg(test)]
