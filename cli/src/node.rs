@@ -260,7 +260,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // so a token issued by one node verifies on all of them and across restarts.
     let state = AppState::with_pki(service.clone(), &pki);
     // pods/log, exec, attach and portforward: served from this node's runtime, or proxied
-    // to the pod's node with a node client certificate (ADR 0010).
+    // to the pod's node with a node client certificate (ADR 0011).
     let peer_client = match beemesh_apiserver::pod_streams::proxy::PeerClient::new(&pki, &node_name)
     {
         Ok(c) => Some(Arc::new(c)),

@@ -1,7 +1,7 @@
 //! The pod stream subresources: `pods/log`, `pods/exec`, `pods/attach` and
 //! `pods/portforward`. Upstream the API server proxies these to the kubelet of the pod's
 //! node; here every node is both, so a node serves the pods it runs from its own runtime
-//! and proxies the others to the node they are bound to (`proxy`, ADR 0010).
+//! and proxies the others to the node they are bound to (`proxy`, ADR 0011).
 //!
 //! Transports: logs are a chunked `text/plain` body; exec and attach speak the channel
 //! protocol over WebSocket (`websocket`) or SPDY/3.1 (`spdy_streams`); port-forward speaks

@@ -1,4 +1,4 @@
-//! Proxying a pod stream request to the node that runs the pod (ADR 0010): HTTPS to the
+//! Proxying a pod stream request to the node that runs the pod (ADR 0011): HTTPS to the
 //! peer's API address (its Node's InternalIP and daemon port), this node's own client
 //! certificate as identity (CN `system:beemesh-node:<name>`, O `system:beemesh-nodes`,
 //! minted from the mesh CA at startup), the original user carried in
