@@ -699,6 +699,10 @@ impl PodTask {
             )
             .await
             .map_err(|e| {
+                // The network may have been removed under us: make it again next time.
+                if let Ok(mut setup) = self.shared.setup.try_lock() {
+                    *setup = None;
+                }
                 RuntimeError::Other(format!("creating the pod sandbox: {}", engine_message(&e)))
             })?;
         if let Err(e) = self.shared.docker.start_container(&created.id, None).await {
@@ -1247,8 +1251,16 @@ impl Runtime for DockerRuntime {
     fn pods(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
             let mut uids: Vec<String> = self.lock().keys().cloned().collect();
-            let filters: HashMap<&str, Vec<String>> =
-                [("label", vec![format!("{LABEL_NODE}={}", self.shared.node)])].into();
+            // This node's containers: its name, and the extra labels (two test nodes with
+            // one name on one engine each see only their own).
+            let mut labels = vec![format!("{LABEL_NODE}={}", self.shared.node)];
+            labels.extend(
+                self.shared
+                    .extra_labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}")),
+            );
+            let filters: HashMap<&str, Vec<String>> = [("label", labels)].into();
             if let Ok(list) = self
                 .shared
                 .docker
