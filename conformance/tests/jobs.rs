@@ -209,11 +209,98 @@ fn job_over_its_backoff_limit_fails() {
     );
 }
 
-/// Placeholder wait used by the CronJob case: how long one scheduled minute may take.
-#[allow(dead_code)]
-const MINUTE: Duration = Duration::from_secs(75);
+/// How long one scheduled minute may take to show up (a minute plus slack).
+const MINUTE: Duration = Duration::from_secs(80);
 
-#[allow(dead_code)]
-fn settle<T>(check: impl FnMut() -> Result<T, String>) -> T {
-    eventually(MINUTE, check)
+fn cronjob_schedules() -> String {
+    let (_node, k) = node_and_kubectl();
+    let template: Value = serde_json::from_str(&job("unused", json!({}), 0))
+        .unwrap_or_else(|e| panic!("job manifest: {e}"));
+    let cronjob = json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "tick"},
+        "spec": {"schedule": "*/1 * * * *", "concurrencyPolicy": "Forbid",
+                 "jobTemplate": {"metadata": {"labels": {"from": "tick"}},
+                                 "spec": template["spec"].clone()}},
+    });
+    k.create(&cronjob.to_string()).ok();
+    let created = std::time::Instant::now();
+
+    // A Job made by hand from the CronJob's template runs too.
+    k.run(&["create", "job", "by-hand", "--from=cronjob/tick"])
+        .ok()
+        .stdout_has("job.batch/by-hand created");
+    k.run(&[
+        "wait",
+        "--for=condition=complete",
+        "job/by-hand",
+        "--timeout=60s",
+    ])
+    .ok();
+    let by_hand = k.get_json(&["job", "by-hand"]);
+    assert_eq!(
+        by_hand["metadata"]["ownerReferences"][0]["kind"], "CronJob",
+        "{by_hand}"
+    );
+
+    // The scheduled one: `tick-<minutes since the epoch>`, annotated with its time.
+    let scheduled = eventually(MINUTE, || {
+        let jobs = k.get_json(&["jobs", "-l", "from=tick"]);
+        jobs["items"]
+            .as_array()
+            .and_then(|js| {
+                js.iter()
+                    .find(|j| j["metadata"]["name"].as_str() != Some("by-hand"))
+                    .cloned()
+            })
+            .ok_or(format!("no scheduled Job yet: {jobs}"))
+    });
+    let first_after = created.elapsed();
+    let name = scheduled["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let minutes: i64 = name
+        .strip_prefix("tick-")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("scheduled Job name {name}"));
+    let stamp =
+        scheduled["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+    assert!(stamp.ends_with(":00Z"), "{scheduled}");
+    assert_eq!(scheduled["metadata"]["ownerReferences"][0]["name"], "tick");
+    k.run(&[
+        "wait",
+        "--for=condition=complete",
+        &format!("job/{name}"),
+        "--timeout=60s",
+    ])
+    .ok();
+    let cj = eventually(Duration::from_secs(20), || {
+        let cj = k.get_json(&["cronjob", "tick"]);
+        (cj["status"]["lastSuccessfulTime"].is_string() && cj["status"]["active"].is_null())
+            .then_some(cj.clone())
+            .ok_or(format!("status not settled: {cj}"))
+    });
+    assert_eq!(cj["status"]["lastScheduleTime"], stamp.as_str(), "{cj}");
+    let out = k.run(&["get", "cronjob", "tick"]).ok();
+    let t = out.table();
+    assert_eq!(t.cell("tick", "SCHEDULE"), "*/1 * * * *", "{}", out.stdout);
+    assert_ne!(t.cell("tick", "LAST SCHEDULE"), "<none>", "{}", out.stdout);
+    format!(
+        "first scheduled Job {name} ({minutes} min since epoch, {stamp}) {:.0} s after create; \
+         create job --from=cronjob completes",
+        first_after.as_secs_f64()
+    )
+}
+
+#[test]
+fn cronjob_creates_jobs_on_schedule() {
+    run_recorded(
+        "cronjob_creates_jobs_on_schedule",
+        &format!("kubectl-{KUBECTL}"),
+        cronjob_schedules,
+    );
 }
