@@ -103,8 +103,11 @@ pub fn apply_defaults(res: &ResourceInfo, obj: &mut Value) {
             }
         }
         ("discovery.k8s.io", "EndpointSlice") => {
+            // Upstream's SetDefaults_EndpointPort: `name` is a pointer defaulted to "",
+            // which clients dereference (kubectl describe svc).
             for port in list_at(root, "ports") {
                 set(port, "protocol", json!("TCP"));
+                set(port, "name", json!(""));
             }
         }
         ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {

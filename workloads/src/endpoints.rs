@@ -127,11 +127,18 @@ fn subsets_of(endpoints: &Value) -> Value {
 /// The controller; one per node, acting on the Services it is home of.
 pub struct EndpointsController {
     service: ObjectService,
+    /// Services (namespace, name) with a selector this node reconciled in its last pass:
+    /// when one is gone, its Endpoints go too (upstream deletes them on the Service's
+    /// delete event; a pass here sees only what remains).
+    managed: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl EndpointsController {
     pub fn new(service: ObjectService) -> Self {
-        EndpointsController { service }
+        EndpointsController {
+            service,
+            managed: std::sync::Mutex::default(),
+        }
     }
 
     fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
@@ -187,7 +194,41 @@ impl EndpointsController {
         }
         let mut soon = false;
         let empty = Vec::new();
-        for svc in list_all(&self.service, &services_res)? {
+        let services = list_all(&self.service, &services_res)?;
+        let present: std::collections::HashSet<(String, String)> = services
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    meta(s, "namespace")?.to_string(),
+                    meta(s, "name")?.to_string(),
+                ))
+            })
+            .collect();
+        let gone: Vec<(String, String)> = match self.managed.lock() {
+            Ok(mut managed) => {
+                let gone = managed.difference(&present).cloned().collect();
+                managed.retain(|k| present.contains(k));
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        for (ns, name) in gone {
+            if existing.contains_key(&(ns.clone(), name.clone())) {
+                match self
+                    .service
+                    .delete(&endpoints_res, Some(&ns), &name, &Default::default(), false)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.code() == 404 => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, namespace = ns, service = name, "endpoints delete failed");
+                        soon = true;
+                    }
+                }
+            }
+        }
+        for svc in services {
             let (Some(ns), Some(name)) = (meta(&svc, "namespace"), meta(&svc, "name")) else {
                 continue;
             };
@@ -198,6 +239,9 @@ impl EndpointsController {
                 || !self.service.store.is_home(&services_res, Some(ns), name)
             {
                 continue;
+            }
+            if let Ok(mut managed) = self.managed.lock() {
+                managed.insert((ns.to_string(), name.to_string()));
             }
             let selected = selected_pods(selector, pods.get(ns).unwrap_or(&empty));
             let subsets = desired_subsets(&svc, &selected);
