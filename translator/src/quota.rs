@@ -501,7 +501,23 @@ impl ObjectService {
                     .map(|v| v.to_string())
                     .cmp(&b.pointer("/metadata/name").map(|v| v.to_string()))
             });
-            // Check every quota first, then reserve in each.
+            // Constraints of every matching quota come first (upstream's checkQuotas),
+            // then usage, then the reservations.
+            if res.group.is_empty() && res.plural == "pods" {
+                for quota in &quotas {
+                    if !matches_scopes(quota, res, obj) {
+                        continue;
+                    }
+                    let hard = quantities(quota, "/spec/hard");
+                    if let Some(why) = missing_requirements(&hard, obj) {
+                        let qname = quota
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        return Err(forbidden(format!("failed quota: {qname}: {why}")));
+                    }
+                }
+            }
             let mut reservations = Vec::new();
             for quota in &quotas {
                 let qname = quota
@@ -513,12 +529,6 @@ impl ObjectService {
                     continue;
                 }
                 let hard = quantities(quota, "/spec/hard");
-                if res.group.is_empty()
-                    && res.plural == "pods"
-                    && let Some(why) = missing_requirements(&hard, obj)
-                {
-                    return Err(forbidden(format!("failed quota: {qname}: {why}")));
-                }
                 let mut limited: Vec<String> = delta
                     .keys()
                     .filter(|k| hard.contains_key(*k))
