@@ -2,7 +2,8 @@
 //! real kubectl 1.33 and the host's /bin/sh:
 //! - env from a ConfigMap, a Secret (`envFrom` with a prefix too) and the downward API, a
 //!   `$(VAR)` reference in args and a configMap volume reach the process: `kubectl logs`
-//!   shows them, and the pod is Running and Ready with podIP = hostIP;
+//!   shows them, and the pod is Running and Ready with podIP = hostIP; `kubectl exec`
+//!   runs in its environment (stdin piped, exit code reported);
 //! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
 //!   upstream's message, and the pod starts once the ConfigMap exists;
 //! - a crashing command shows CrashLoopBackOff with a growing restart count, its
@@ -138,6 +139,27 @@ spec:
         "{}",
         tail.stdout
     );
+    // exec runs in the container's environment and reports the exit code.
+    let exec = k.run(&[
+        "exec",
+        "envpod",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo exec MODE=$MODE; exit 3",
+    ]);
+    assert!(exec.stdout.contains("exec MODE=dev"), "{}", exec.brief());
+    assert!(
+        exec.stderr.contains("command terminated with exit code 3"),
+        "{}",
+        exec.brief()
+    );
+    k.run(&["exec", "-i", "envpod", "--", "cat"]).ok();
+    let piped = k.run_stdin(
+        &["exec", "-i", "envpod", "--", "/bin/sh", "-c", "tr a-z A-Z"],
+        "shout\n",
+    );
+    assert_eq!(piped.stdout, "SHOUT\n", "{}", piped.brief());
     k.run(&["delete", "pod", "envpod", "--grace-period=1"]).ok();
     "env/volume pod Ready, logs as written".to_string()
 }

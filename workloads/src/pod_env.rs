@@ -20,6 +20,9 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
+/// A ConfigMap's or Secret's keys and their bytes, sorted by key.
+pub type Entries = Vec<(String, Vec<u8>)>;
+
 /// Reads ConfigMaps, Secrets and the Node from the local replica, each once per pod.
 pub struct Sources<'a> {
     service: &'a ObjectService,
@@ -61,7 +64,7 @@ impl<'a> Sources<'a> {
         &mut self,
         resource: &'static str,
         name: &str,
-    ) -> Result<Option<Vec<(String, Vec<u8>)>>, ConfigError> {
+    ) -> Result<Option<Entries>, ConfigError> {
         let Some(obj) = self.get(resource, name)? else {
             return Ok(None);
         };
