@@ -153,6 +153,44 @@ impl DockerScope {
         Err(format!("no free subnet for network {full}: {last}"))
     }
 
+    /// `<owner label>=<this scope's owner>`: put on what others make for this test (the
+    /// docker runtime takes it through `BEEMESH_DOCKER_LABELS`), so [`LabelSweep`] and the
+    /// orphan sweep of later runs find it.
+    pub fn owner_label(&self) -> String {
+        self.label()
+    }
+
+    /// Builds a tiny image for pods: `FROM scratch` with the host's static busybox
+    /// (`busybox-static`) at `/bin/busybox` and its applets (`sh`, `echo`, `cat`, `sleep`,
+    /// `env`, `wget`, `nc`, ...) linked in `/bin`, plus `/tmp`. No registry is involved.
+    /// Returns the image tag; the image is removed on drop.
+    pub fn build_busybox_image(&mut self, work_dir: &Path) -> Result<String, String> {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.is_file())
+            .ok_or("no /bin/busybox: install busybox-static")?;
+        let context = work_dir.join("busybox-image");
+        let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        std::fs::create_dir_all(&context).map_err(|e| io("image context", e))?;
+        std::fs::copy(busybox, context.join("busybox")).map_err(|e| io("copying busybox", e))?;
+        std::fs::write(
+            context.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox --install -s /bin && \
+             /bin/busybox mkdir -p /tmp /etc && /bin/busybox chmod 1777 /tmp && \
+             echo root:x:0:0:root:/:/bin/sh > /etc/passwd\"]\n\
+             CMD [\"/bin/sh\"]\n",
+        )
+        .map_err(|e| io("Dockerfile", e))?;
+        let tag = format!("{}-busybox:1", self.prefix);
+        let label = self.label();
+        let context_str = context.display().to_string();
+        self.images.push(tag.clone());
+        docker(&["build", "-q", "--label", &label, "-t", &tag, &context_str])?;
+        Ok(tag)
+    }
+
     /// The full name of a network created with [`Self::create_internal_network`].
     pub fn network(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)
@@ -189,6 +227,28 @@ impl Drop for DockerScope {
         }
         for image in self.images.drain(..) {
             let _ = docker(&["rmi", "-f", &image]);
+        }
+    }
+}
+
+/// Removes every container (then network) carrying a label on drop: what a process under
+/// test made with the test's owner label (the docker runtime's pods and its network).
+pub struct LabelSweep(pub String);
+
+impl Drop for LabelSweep {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.0);
+        for id in docker(&["ps", "-aq", "--filter", &filter])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = docker(&["rm", "-f", "-v", id]);
+        }
+        for id in docker(&["network", "ls", "-q", "--filter", &filter])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = docker(&["network", "rm", id]);
         }
     }
 }
