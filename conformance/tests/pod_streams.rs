@@ -105,9 +105,18 @@ fn logs(k: &Kubectl) {
         all.brief()
     );
     let tail = k.run(&["logs", "talker", "--tail=2"]).ok();
-    assert_eq!(log_lines(&tail.stdout).len(), 2, "--tail=2: {}", tail.brief());
+    assert_eq!(
+        log_lines(&tail.stdout).len(),
+        2,
+        "--tail=2: {}",
+        tail.brief()
+    );
     let stamped = k.run(&["logs", "talker", "--tail=1", "--timestamps"]).ok();
-    let (stamp, rest) = stamped.stdout.trim_end().split_once(' ').unwrap_or_default();
+    let (stamp, rest) = stamped
+        .stdout
+        .trim_end()
+        .split_once(' ')
+        .unwrap_or_default();
     assert!(
         is_rfc3339(stamp) && rest.starts_with("line "),
         "--timestamps: {}",
@@ -138,7 +147,13 @@ fn exec(k: &Kubectl) -> Duration {
     let started = Instant::now();
     let hi = k.run(&["exec", "talker", "--", "echo", "hi"]).ok();
     let took = started.elapsed();
-    assert_eq!(hi.stdout, "hi\n", "kubectl {} exec: {}", k.version(), hi.brief());
+    assert_eq!(
+        hi.stdout,
+        "hi\n",
+        "kubectl {} exec: {}",
+        k.version(),
+        hi.brief()
+    );
     let failed = k.run(&["exec", "talker", "--", "sh", "-c", "echo oops >&2; exit 3"]);
     assert_eq!(
         failed.code,
@@ -149,7 +164,10 @@ fn exec(k: &Kubectl) -> Duration {
     );
     assert!(failed.stderr.contains("oops"), "stderr: {}", failed.brief());
     let piped = k
-        .run_stdin(&["exec", "-i", "talker", "--", "tr", "a-z", "A-Z"], "piped in\n")
+        .run_stdin(
+            &["exec", "-i", "talker", "--", "tr", "a-z", "A-Z"],
+            "piped in\n",
+        )
         .ok();
     assert_eq!(piped.stdout, "PIPED IN\n", "exec -i: {}", piped.brief());
     took
@@ -200,7 +218,9 @@ fn port_forward(k: &Kubectl, web_port: u16) {
 }
 
 fn errors(k: &Kubectl) {
-    k.run(&["logs", "nope"]).failed().stderr_has("pods \"nope\" not found");
+    k.run(&["logs", "nope"])
+        .failed()
+        .stderr_has("pods \"nope\" not found");
     k.run(&["exec", "nope", "--", "true"])
         .failed()
         .stderr_has("pods \"nope\" not found");
@@ -267,9 +287,11 @@ fn mesh_streams() -> String {
         let api = mesh.node(i).api();
         eventually(SETTLE, || {
             let (nodes, _) = api.list("/api/v1/nodes");
-            (nodes.len() == 3)
-                .then_some(())
-                .ok_or(format!("node-{} sees {} Nodes", i + 1, nodes.len()))
+            (nodes.len() == 3).then_some(()).ok_or(format!(
+                "node-{} sees {} Nodes",
+                i + 1,
+                nodes.len()
+            ))
         });
     }
     create_pods(&first, Some("node-1"), web_port);
@@ -280,7 +302,13 @@ fn mesh_streams() -> String {
         for version in [OLD, NEW] {
             let k = client(version, &mesh.node(i).kubeconfig());
             let all = k.run(&["logs", "talker", "--tail=1"]).ok();
-            assert_eq!(log_lines(&all.stdout).len(), 1, "logs via node-{}: {}", i + 1, all.brief());
+            assert_eq!(
+                log_lines(&all.stdout).len(),
+                1,
+                "logs via node-{}: {}",
+                i + 1,
+                all.brief()
+            );
             let took = exec(&k);
             notes.push(format!(
                 "exec {version} via node-{} {} ms",

@@ -251,10 +251,10 @@ pub async fn serve_port_forward(mut conn: Connection, runtime: Arc<dyn Runtime>,
                 continue;
             }
         }
-        if let (Some(_), Some(_)) = entry {
-            if let Some((Some(error), Some(data))) = pending.remove(&request_id) {
-                tokio::spawn(forward_one(runtime.clone(), uid.clone(), error, data));
-            }
+        if let (Some(_), Some(_)) = entry
+            && let Some((Some(error), Some(data))) = pending.remove(&request_id)
+        {
+            tokio::spawn(forward_one(runtime.clone(), uid.clone(), error, data));
         }
     }
     conn.shutdown().await;

@@ -203,11 +203,7 @@ async fn spdy_tunnel(socket: WebSocket, runtime: Arc<dyn Runtime>, uid: String) 
     let inbound = tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             match msg {
-                Message::Binary(b) => {
-                    if pipe_write.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if pipe_write.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
