@@ -3,7 +3,7 @@
 //! honouring `concurrencyPolicy` (Allow, Forbid, Replace), `startingDeadlineSeconds` and
 //! `suspend`, keeps `status.active`, `lastScheduleTime` and `lastSuccessfulTime`, and
 //! deletes finished Jobs beyond `successfulJobsHistoryLimit` / `failedJobsHistoryLimit`.
-//! Schedules are evaluated in UTC (see ADR 0010). Each CronJob is reconciled only by its
+//! Schedules are evaluated in UTC (see ADR 0012). Each CronJob is reconciled only by its
 //! home node.
 
 use std::collections::HashSet;

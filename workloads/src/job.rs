@@ -7,7 +7,7 @@
 //! then `Complete`, or `FailureTarget` then `Failed`.
 //!
 //! Counts come from the Job's pods present on the replica (no `job-tracking` finalizer):
-//! see ADR 0010. Each Job is reconciled only by its home node.
+//! see ADR 0012. Each Job is reconciled only by its home node.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
