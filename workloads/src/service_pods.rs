@@ -105,10 +105,7 @@ pub(crate) fn should_be_in_endpoints(pod: &Value, include_terminating: bool) -> 
         return false;
     }
     let phase = pod.pointer("/status/phase").and_then(Value::as_str);
-    match phase {
-        Some("Failed") | Some("Succeeded") => false,
-        _ => true,
-    }
+    !matches!(phase, Some("Failed") | Some("Succeeded"))
 }
 
 /// The pod's Ready condition is True.
