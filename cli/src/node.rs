@@ -153,6 +153,7 @@ async fn runtime_of(
             DockerRuntime::connect(DockerConfig {
                 node_name: node_name.to_string(),
                 extra_labels: docker_extra_labels(),
+                data_dir: data_dir.to_path_buf(),
             })
             .await
             .context("--runtime docker")?,

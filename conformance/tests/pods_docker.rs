@@ -3,6 +3,7 @@
 //! + static busybox; nothing is pulled):
 //! - a Deployment's pod reaches Running with a podIP on the node's Docker network, a
 //!   `docker://` container id, and `kubectl logs` / `kubectl exec` reach the container;
+//! - env from a ConfigMap and a configMap volume (read-only) reach the container;
 //! - an image that exists nowhere shows `ErrImagePull` then `ImagePullBackOff`;
 //! - a crashing command shows `CrashLoopBackOff` with a growing restart count, its
 //!   lastState and `kubectl logs --previous`;
@@ -132,6 +133,51 @@ spec:
     )
 }
 
+/// Env from a ConfigMap and a configMap volume (written by the agent, bind-mounted
+/// read-only) reach the container.
+fn env_and_volume(k: &Kubectl, image: &str) {
+    k.run(&["create", "configmap", "app", "--from-literal=mode=dev"])
+        .ok();
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: envpod}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "echo MODE=$MODE; cat /etc/app/mode; echo; touch /etc/app/x 2>/dev/null || echo read-only; exec sleep 3600"]
+    env:
+    - name: MODE
+      valueFrom: {{configMapKeyRef: {{name: app, key: mode}}}}
+    volumeMounts:
+    - {{name: cfg, mountPath: /etc/app, readOnly: true}}
+  volumes:
+  - name: cfg
+    configMap: {{name: app}}
+"#
+    );
+    k.apply(&manifest).ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/envpod",
+        "--timeout=60s",
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let out = k.run(&["logs", "envpod"]).ok();
+        if out.stdout.contains("read-only") || Instant::now() > deadline {
+            break out.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(logs, "MODE=dev\ndev\nread-only\n");
+    k.run(&["delete", "pod", "envpod"]).ok();
+}
+
 fn missing_image(k: &Kubectl) {
     k.apply(
         r#"apiVersion: v1
@@ -237,6 +283,7 @@ fn docker_pods() -> String {
         Err(why) => skip(why),
     };
     let mut notes = vec![deployment_runs(&k, &image)];
+    env_and_volume(&k, &image);
     missing_image(&k);
     notes.push(crash_loop(&k, &image));
     drop(node);

@@ -90,11 +90,16 @@ pub struct DockerConfig {
     /// Labels added to every container and network this runtime makes (tests put their
     /// owner label here, so what a killed test leaves behind is found and removed).
     pub extra_labels: Vec<(String, String)>,
+    /// The node's data directory: pod volumes are written under `pods/<uid>/volumes` and
+    /// bind-mounted from there (so it must be a path the engine sees, i.e. this host's).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The `docker` runtime of one node.
 pub struct DockerRuntime {
     shared: Arc<Shared>,
+    /// `<data dir>/pods`, absolute.
+    pods_dir: std::path::PathBuf,
     pods: Mutex<HashMap<String, PodHandle>>,
 }
 
@@ -1031,7 +1036,12 @@ impl DockerRuntime {
             .await
             .map_err(|e| RuntimeError::Other(format!("the Docker Engine does not answer: {e}")))?;
         let network = format!("beemesh-{}", sanitize(&config.node_name));
+        let pods_dir = config.data_dir.join("pods");
+        let pods_dir = std::fs::create_dir_all(&pods_dir)
+            .and_then(|()| std::fs::canonicalize(&pods_dir))
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", pods_dir.display())))?;
         Ok(DockerRuntime {
+            pods_dir,
             shared: Arc::new(Shared {
                 docker,
                 node: config.node_name,
@@ -1047,6 +1057,15 @@ impl DockerRuntime {
     /// `/bin/busybox` makes it a usable test image too.
     pub async fn sandbox_image(&self) -> Result<String, RuntimeError> {
         Ok(self.shared.setup().await?.sandbox_image)
+    }
+
+    /// `<data dir>/pods/<uid>` (None for a uid that is not a plain name).
+    fn pod_dir(&self, uid: &str) -> Option<std::path::PathBuf> {
+        let plain = !uid.is_empty()
+            && uid
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        plain.then(|| self.pods_dir.join(uid))
     }
 
     /// The node's Docker network (`beemesh-<node>`).
@@ -1198,7 +1217,6 @@ impl Runtime for DockerRuntime {
     ) -> BoxFuture<'a, Result<(), RuntimeError>> {
         Box::pin(async move {
             let handle = self.lock().remove(uid);
-            let mut finished = false;
             if let Some(handle) = handle {
                 let _ = handle.cancel.send(true);
                 let mut task = handle.task;
@@ -1208,36 +1226,44 @@ impl Runtime for DockerRuntime {
                 {
                     task.abort();
                 }
-                let status = handle.status.lock().map(|s| s.clone()).ok();
-                finished = status.is_some_and(|s| {
-                    !s.containers.is_empty()
-                        && s.containers
-                            .iter()
-                            .all(|c| matches!(c.state, ContainerState::Terminated { .. }))
-                });
             }
+            // The app containers get the grace period, then the sandbox (and the pod's
+            // address) goes. The exited containers stay, for `kubectl logs`, until
+            // `forget_pod` (the pod is gone from the API).
             let found = self.shared.list_pod(uid).await?;
-            if finished {
-                // A finished pod: only its sandbox goes; the exited containers stay for
-                // `kubectl logs` until the pod is deleted (the next stop).
-                for f in found.iter().filter(|f| f.container == SANDBOX) {
-                    self.shared.remove(&f.id).await;
-                }
-                return Ok(());
-            }
             let stops = found
                 .iter()
                 .filter(|f| f.running && f.container != SANDBOX)
                 .map(|f| self.shared.stop(&f.id, grace));
             futures::future::join_all(stops).await;
-            for f in found.iter().filter(|f| f.container != SANDBOX) {
-                self.shared.remove(&f.id).await;
-            }
             for f in found.iter().filter(|f| f.container == SANDBOX) {
                 self.shared.remove(&f.id).await;
             }
             Ok(())
         })
+    }
+
+    fn forget_pod<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if self.lock().contains_key(uid) {
+                return;
+            }
+            if let Ok(found) = self.shared.list_pod(uid).await {
+                for f in &found {
+                    self.shared.remove(&f.id).await;
+                }
+            }
+            if let Some(dir) = self.pod_dir(uid)
+                && let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "removing a pod directory failed");
+            }
+        })
+    }
+
+    fn pod_volume_dir(&self, uid: &str) -> Option<std::path::PathBuf> {
+        Some(self.pod_dir(uid)?.join("volumes"))
     }
 
     fn pod_status<'a>(&'a self, uid: &'a str) -> BoxFuture<'a, Option<PodRuntimeStatus>> {
@@ -1530,6 +1556,8 @@ mod tests {
         let config = DockerConfig {
             node_name: format!("wl-{case}-{}", std::process::id()),
             extra_labels: vec![(TEST_OWNER.into(), std::process::id().to_string())],
+            data_dir: std::env::temp_dir()
+                .join(format!("beemesh-docker-{case}-{}", std::process::id())),
         };
         match DockerRuntime::connect(config).await {
             Ok(rt) => {
@@ -1590,8 +1618,9 @@ mod tests {
     async fn cleanup(rt: &DockerRuntime) {
         for uid in rt.pods().await {
             let _ = rt.stop_pod(&uid, Duration::ZERO).await;
-            let _ = rt.stop_pod(&uid, Duration::ZERO).await;
+            rt.forget_pod(&uid).await;
         }
+        let _ = std::fs::remove_dir_all(rt.pods_dir.parent().unwrap_or(&rt.pods_dir));
         let _ = rt.shared.docker.remove_network(rt.network()).await;
     }
 
@@ -1655,11 +1684,21 @@ mod tests {
         };
         let image = rt.sandbox_image().await.unwrap();
         let uid = format!("run-{}", std::process::id());
-        let spec = busybox(
+        let mut spec = busybox(
             &image,
             "app",
             "echo $GREETING; sleep 1; echo oops >&2; exec /bin/busybox httpd -f -p 8080 -h /",
         );
+        // A volume the agent would have written, mounted read-only.
+        let volume = rt.pod_volume_dir(&uid).unwrap().join("cfg");
+        std::fs::create_dir_all(&volume).unwrap();
+        std::fs::write(volume.join("mode"), "dev").unwrap();
+        spec.mounts = vec![super::super::VolumeMount {
+            host_path: volume,
+            container_path: "/etc/cfg".into(),
+            read_only: true,
+        }];
+        spec.working_dir = Some("/etc/cfg".into());
         rt.start_pod(&pod(&uid, "Always", vec![spec]))
             .await
             .unwrap();
@@ -1707,6 +1746,19 @@ mod tests {
         assert_eq!((out.as_str(), err.as_str()), ("hi\n", "err\n"));
         assert_eq!(session.exit.await.unwrap(), 7);
 
+        let request = StreamRequest {
+            command: vec![
+                "/bin/busybox".into(),
+                "sh".into(),
+                "-c".into(),
+                "cat mode; /bin/busybox touch x 2>/dev/null || echo read-only".into(),
+            ],
+            stdout: true,
+            ..StreamRequest::default()
+        };
+        let session = rt.exec(&uid, "app", &request).await.unwrap();
+        assert_eq!(collect(session.stdout.unwrap()).await, "devread-only\n");
+
         // stdin is passed through.
         let request = StreamRequest {
             command: vec!["/bin/busybox".into(), "cat".into()],
@@ -1735,6 +1787,9 @@ mod tests {
 
         rt.stop_pod(&uid, Duration::from_secs(1)).await.unwrap();
         assert!(rt.pod_status(&uid).await.is_none());
+        // Stopped: the sandbox is gone, the app container stays (its log) until forgotten.
+        assert_eq!(rt.shared.list_pod(&uid).await.unwrap().len(), 1);
+        rt.forget_pod(&uid).await;
         assert!(rt.shared.list_pod(&uid).await.unwrap().is_empty());
         assert!(!rt.pods().await.contains(&uid));
         cleanup(&rt).await;
@@ -1871,7 +1926,7 @@ mod tests {
         .await;
         assert_eq!(logs, "finished\n");
         // Its deletion removes the rest.
-        again.stop_pod(&done_uid, Duration::ZERO).await.unwrap();
+        again.forget_pod(&done_uid).await;
         assert!(again.shared.list_pod(&done_uid).await.unwrap().is_empty());
         cleanup(&again).await;
     }
