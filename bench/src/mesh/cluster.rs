@@ -44,6 +44,16 @@ impl MeshNode {
     /// listener on 127.0.0.1, and waits until it printed its API and p2p addresses (not
     /// until it is ready: see [`MeshNode::wait_ready`]).
     pub async fn spawn(bin: &Path, name: &str, join: Option<JoinVia<'_>>) -> anyhow::Result<Self> {
+        Self::spawn_with(bin, name, join, &[]).await
+    }
+
+    /// [`MeshNode::spawn`] with more `beemesh up` flags (e.g. `--sim-nodes 100`).
+    pub async fn spawn_with(
+        bin: &Path,
+        name: &str,
+        join: Option<JoinVia<'_>>,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("beemesh-bench-mesh-")
             .tempdir()?;
@@ -58,6 +68,7 @@ impl MeshNode {
             .arg("127.0.0.1:0")
             .arg("--p2p-listen")
             .arg("/ip4/127.0.0.1/tcp/0")
+            .args(extra)
             .env("BEEMESH_LOG", "warn");
         if let Some(via) = &join {
             cmd.arg("--join")

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod join;
 pub mod plot;
 pub mod sim;
+pub mod startup;
 pub mod stats;
 pub mod watch;
 
@@ -30,6 +31,9 @@ pub enum MeshCommand {
     WatchLatency(watch::WatchArgs),
     /// Time for a fresh node to join a mesh holding N objects and answer `/readyz` 200.
     JoinTime(join::JoinArgs),
+    /// Pods to Running per second and pod startup latency on N simulated nodes
+    /// (`beemesh up --sim-nodes N`), 30 pods per node created as Deployments.
+    PodStartup(startup::StartupArgs),
 }
 
 /// Target: at 100 writes/s, p99 watch latency on the other nodes ≤ 50 ms.
@@ -48,6 +52,7 @@ pub async fn run(command: MeshCommand) -> anyhow::Result<()> {
         MeshCommand::GossipSim(args) => gossip_sim(args).await,
         MeshCommand::WatchLatency(args) => watch_latency(args).await,
         MeshCommand::JoinTime(args) => join_time(args).await,
+        MeshCommand::PodStartup(args) => pod_startup(args).await,
     }
 }
 
@@ -452,6 +457,168 @@ fn join_table(runs: &[join::JoinRun]) -> String {
         );
     }
     out
+}
+
+async fn pod_startup(args: startup::StartupArgs) -> anyhow::Result<()> {
+    let machine = Machine::probe();
+    let runs = startup::run(&args).await?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| results_dir().join("pod-startup.json"));
+    let report = MeshReport::new(
+        machine,
+        "one `beemesh up --sim-nodes N` release process (N kwok-style Nodes, sim runtime, \
+         one pod agent), the node itself untainted of pods by having no runtime; N x 30 pods \
+         as Deployments of 30 replicas created over HTTP/2 (8 in flight); a pod watch on \
+         `default` from a revision before the first create; startup = pod ADDED read -> \
+         first event with status.phase Running read; pods/s = Running pods / (last Running \
+         - first create sent); over-placement = most pods existing at once per Deployment",
+        &runs,
+    );
+    write_json(&output, &report)?;
+    println!("{}", startup_table(&runs));
+    match startup_charts(&runs, &output.with_extension("")) {
+        Ok(files) => println!("plots: {}", join_paths(&files)),
+        Err(e) => eprintln!("no plot drawn: {e:#}"),
+    }
+    println!("results written to {}", output.display());
+    Ok(())
+}
+
+fn startup_table(runs: &[startup::StartupRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| nodes | pods Running | wall s | pods/s to Running | vs kube-scheduler 100–300/s | startup p50 ms | p90 ms | p99 ms | max ms | placement p50 / p99 ms | Deployment create → Running p99 ms | max pods per Deployment (replicas) | Deployments over replicas ever / when settled | max pods per node (capacity) | nodes Ready s | node RSS MiB |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|---:|---:|"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let (lo, hi) = startup::KUBE_SCHEDULER_PODS_PER_SECOND;
+    for r in runs {
+        let s = r.startup.as_ref();
+        let p = r.placement.as_ref();
+        let _ = writeln!(
+            out,
+            "| {} | {}/{} | {:.1} | {:.0} | {:.1}x–{:.1}x | {} | {} | {} | {} | {} / {} | {} | {} ({}) | {} / {} | {} ({}) | {:.1} | {:.0} |",
+            r.nodes,
+            r.pods_running,
+            r.pods_expected,
+            r.wall_seconds,
+            r.pods_per_second,
+            r.pods_per_second / hi,
+            r.pods_per_second / lo,
+            f(s.map(|s| s.p50_ms)),
+            f(s.map(|s| s.p90_ms)),
+            f(s.map(|s| s.p99_ms)),
+            f(s.map(|s| s.max_ms)),
+            f(p.map(|s| s.p50_ms)),
+            f(p.map(|s| s.p99_ms)),
+            f(r.since_deployment_create.as_ref().map(|s| s.p99_ms)),
+            r.max_pods_per_deployment,
+            r.replicas,
+            r.deployments_over_replicas,
+            r.deployments_off_when_settled,
+            r.max_pods_per_node,
+            r.node_pod_capacity,
+            r.nodes_ready_seconds,
+            r.node_rss_bytes as f64 / 1048576.0,
+        );
+    }
+    if let Some(r) = runs.iter().find(|r| r.nodes == startup::TARGET_NODES) {
+        let p99 = r.startup.as_ref().map_or(f64::INFINITY, |s| s.p99_ms);
+        let all = r.pods_running == r.pods_expected;
+        let rate_met = all && r.pods_per_second >= startup::TARGET_PODS_PER_SECOND;
+        let p99_met = all && p99 <= startup::TARGET_P99_MS;
+        let exact = r.deployments_off_when_settled == 0;
+        let _ = writeln!(
+            out,
+            "\nTargets on {} simulated nodes: ≥ {:.0} pods/s to Running — {} ({:.0}/s; kube-scheduler {lo:.0}–{hi:.0}/s); startup p99 ≤ {:.0} s (the Kubernetes SLO) — {} ({:.2} s); no over-placement once settled — {} (max {} pods per Deployment of {}; {} Deployments ever above replicas)",
+            startup::TARGET_NODES,
+            startup::TARGET_PODS_PER_SECOND,
+            if rate_met { "met" } else { "MISSED" },
+            r.pods_per_second,
+            startup::TARGET_P99_MS / 1000.0,
+            if p99_met { "met" } else { "MISSED" },
+            p99 / 1000.0,
+            if exact { "met" } else { "MISSED" },
+            r.max_pods_per_deployment,
+            r.replicas,
+            r.deployments_over_replicas,
+        );
+    }
+    out
+}
+
+/// Pods/s against N, and startup latency against N, each with its target.
+fn startup_charts(runs: &[startup::StartupRun], base: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let line = |label: &str, pick: &dyn Fn(&startup::StartupRun) -> Option<f64>| Series {
+        label: label.to_string(),
+        points: runs
+            .iter()
+            .filter_map(|r| pick(r).map(|v| (r.nodes as f64, v)))
+            .collect(),
+        markers: true,
+        dashed: false,
+    };
+    let flat = |label: &str, y: f64| Series {
+        label: label.to_string(),
+        points: runs.iter().map(|r| (r.nodes as f64, y)).collect(),
+        markers: false,
+        dashed: true,
+    };
+    let (lo, hi) = startup::KUBE_SCHEDULER_PODS_PER_SECOND;
+    let rate = [
+        line("pods/s to Running", &|r| Some(r.pods_per_second)),
+        flat("target 1,000/s", startup::TARGET_PODS_PER_SECOND),
+        flat("kube-scheduler 300/s", hi),
+        flat("kube-scheduler 100/s", lo),
+    ];
+    let mut rate_base = base.as_os_str().to_owned();
+    rate_base.push("-rate");
+    let mut files = plot::draw(
+        &Chart {
+            title: "Pods to Running per second vs simulated nodes (30 pods per node)",
+            x_label: "simulated nodes",
+            y_label: "pods Running per second",
+            series: &rate,
+            x_range: None,
+            y_range: None,
+            legend_at: SeriesLabelPosition::UpperRight,
+            x_decimals: 0,
+            y_decimals: 0,
+        },
+        Path::new(&rate_base),
+    )?;
+    let secs = |s: Option<&stats::Summary>, f: fn(&stats::Summary) -> f64| s.map(|s| f(s) / 1000.0);
+    let latency = [
+        line("startup p50", &|r| secs(r.startup.as_ref(), |s| s.p50_ms)),
+        line("startup p99", &|r| secs(r.startup.as_ref(), |s| s.p99_ms)),
+        line("placement p99", &|r| {
+            secs(r.placement.as_ref(), |s| s.p99_ms)
+        }),
+        flat("SLO p99 5 s", startup::TARGET_P99_MS / 1000.0),
+    ];
+    let mut latency_base = base.as_os_str().to_owned();
+    latency_base.push("-latency");
+    files.extend(plot::draw(
+        &Chart {
+            title: "Pod startup latency (created -> Running, via watch) vs simulated nodes",
+            x_label: "simulated nodes",
+            y_label: "seconds",
+            series: &latency,
+            x_range: None,
+            y_range: None,
+            legend_at: SeriesLabelPosition::UpperLeft,
+            x_decimals: 0,
+            y_decimals: 1,
+        },
+        Path::new(&latency_base),
+    )?);
+    Ok(files)
 }
 
 fn join_paths(paths: &[PathBuf]) -> String {

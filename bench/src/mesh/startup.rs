@@ -1,0 +1,652 @@
+//! `pod-startup`: placement and pod startup on N simulated nodes (issue #5 targets).
+//!
+//! One real `beemesh up --sim-nodes N` process (release) registers N kwok-style Nodes
+//! (`bench-sim-0001` …, capacity `cpu=32,memory=256Gi,pods=110`) whose pods run on the
+//! `sim` runtime; the node itself has no runtime and so carries the no-runtime taint:
+//! exactly N nodes take pods. Once all N are Ready, the bench opens a watch on the pods of
+//! `default` from the resourceVersion of a list taken before anything is created, then
+//! creates `N × pods-per-node / replicas` Deployments of `replicas` pods each through the
+//! API (JSON over HTTP/2 with the admin certificate, `create-concurrency` in flight, as
+//! many `kubectl create` would), and reads the watch until every pod is Running, then
+//! `settle` seconds more.
+//!
+//! Definitions (all times in the bench's clock):
+//! - *created*: the pod's first watch event (ADDED) was read. The pod's
+//!   `creationTimestamp` has one-second resolution, too coarse for a p99 of seconds;
+//!   the ADDED event trails the create by the watch delivery (milliseconds, see
+//!   `watch-latency`), so this is the upstream SLO's start point, observed.
+//! - *Running*: the first watch event with `status.phase: Running` was read (upstream's
+//!   pod startup SLO: creation → all containers started, observed via watch).
+//! - *startup latency*: created → Running. Also reported: Deployment create sent →
+//!   Running (includes the Deployment and ReplicaSet controllers), and created → bound
+//!   (`spec.nodeName` seen: placement's share).
+//! - *pods/s to Running*: pods Running / (last pod Running − first Deployment create sent).
+//! - *over-placement*: per Deployment (pod label `bench-deploy`), the most pods that
+//!   existed at once (ADDED minus DELETED, terminating pods included), against its
+//!   replicas; and, once settled, the pods that exist. Also the most live pods bound to
+//!   one node, against its `pods` capacity.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use reqwest::Client;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::cluster::MeshNode;
+use super::stats::{Summary, cdf_points};
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
+const DEPLOY_LABEL: &str = "bench-deploy";
+/// The capacity of every simulated node (kwok's default).
+pub const SIM_CAPACITY: &str = "cpu=32,memory=256Gi,pods=110";
+
+/// Targets of issue #5.
+pub const TARGET_NODES: usize = 1000;
+pub const TARGET_PODS_PER_SECOND: f64 = 1000.0;
+pub const TARGET_P99_MS: f64 = 5000.0;
+/// kube-scheduler's throughput on real clusters (the anchor the issue quotes).
+pub const KUBE_SCHEDULER_PODS_PER_SECOND: (f64, f64) = (100.0, 300.0);
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct StartupArgs {
+    /// Simulated node counts, one run (fresh process) each.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub nodes: Vec<usize>,
+    /// Pods created per simulated node.
+    #[arg(long, default_value_t = 30)]
+    pub pods_per_node: usize,
+    /// Replicas of each Deployment (N × pods-per-node / replicas Deployments).
+    #[arg(long, default_value_t = 30)]
+    pub replicas: usize,
+    /// Deployment creates in flight.
+    #[arg(long, default_value_t = 8)]
+    pub create_concurrency: usize,
+    /// Seconds to wait for every pod to run before giving up on a run.
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Seconds the watch is read after the last pod ran (over-placement check).
+    #[arg(long, default_value_t = 5.0)]
+    pub settle: f64,
+    /// Path of the beemesh binary [default: next to this binary, then $CARGO_TARGET_DIR/release].
+    #[arg(long)]
+    pub beemesh_bin: Option<PathBuf>,
+    /// JSON results [default: bench/results/pod-startup.json]; plots go next to it.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// One node count's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartupRun {
+    pub nodes: usize,
+    pub deployments: usize,
+    pub replicas: usize,
+    pub pods_expected: usize,
+    pub pods_running: usize,
+    /// Process start → all N simulated Nodes Ready.
+    pub nodes_ready_seconds: f64,
+    /// First Deployment create sent → last Deployment create answered.
+    pub create_seconds: f64,
+    /// First Deployment create sent → last pod Running.
+    pub wall_seconds: f64,
+    pub pods_per_second: f64,
+    /// Pod ADDED seen → Running seen (the headline).
+    pub startup: Option<Summary>,
+    /// Pod ADDED seen → `spec.nodeName` seen.
+    pub placement: Option<Summary>,
+    /// Deployment create sent → pod Running seen.
+    pub since_deployment_create: Option<Summary>,
+    /// CDF of `startup` (ms, fraction), at most 200 points.
+    pub startup_cdf: Vec<(f64, f64)>,
+    /// The most pods that existed at once for one Deployment, and its replicas.
+    pub max_pods_per_deployment: usize,
+    /// Deployments that ever had more pods than replicas (a transient surplus).
+    pub deployments_over_replicas: usize,
+    /// After settling: Deployments whose pod count is not exactly `replicas`.
+    pub deployments_off_when_settled: usize,
+    /// The most live pods bound to one node at once, and the nodes' `pods` capacity.
+    pub max_pods_per_node: usize,
+    pub node_pod_capacity: usize,
+    pub watch_events: usize,
+    pub node_rss_bytes: u64,
+    pub node_peak_rss_bytes: u64,
+    /// Load average when the run started and ended.
+    pub load_average: (String, String),
+}
+
+#[derive(Deserialize)]
+struct WatchEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    object: PodObject,
+}
+
+#[derive(Deserialize)]
+struct PodObject {
+    #[serde(default)]
+    metadata: PodMeta,
+    #[serde(default)]
+    spec: PodSpec,
+    #[serde(default)]
+    status: PodStatus,
+}
+
+#[derive(Deserialize, Default)]
+struct PodMeta {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PodSpec {
+    #[serde(rename = "nodeName", default)]
+    node_name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct PodStatus {
+    #[serde(default)]
+    phase: Option<String>,
+}
+
+/// What the watch saw of one pod.
+struct PodSeen {
+    deployment: String,
+    added: Instant,
+    bound: Option<Instant>,
+    node: Option<String>,
+    running: Option<Instant>,
+    gone: bool,
+}
+
+/// Everything the watch reader gathered.
+#[derive(Default)]
+struct Observed {
+    pods: HashMap<String, PodSeen>,
+    live_per_deployment: HashMap<String, usize>,
+    max_per_deployment: HashMap<String, usize>,
+    live_per_node: HashMap<String, usize>,
+    max_per_node: usize,
+    events: usize,
+}
+
+impl Observed {
+    /// Applies one event read at `at`; returns whether the pod just turned Running.
+    fn apply(&mut self, event: WatchEvent, at: Instant) -> bool {
+        self.events += 1;
+        let PodObject {
+            metadata,
+            spec,
+            status,
+        } = event.object;
+        if metadata.uid.is_empty() {
+            return false;
+        }
+        let deployment = metadata
+            .labels
+            .get(DEPLOY_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        let pod = self.pods.entry(metadata.uid).or_insert_with(|| {
+            *self
+                .live_per_deployment
+                .entry(deployment.clone())
+                .or_default() += 1;
+            let live = self.live_per_deployment[&deployment];
+            let max = self
+                .max_per_deployment
+                .entry(deployment.clone())
+                .or_default();
+            *max = (*max).max(live);
+            PodSeen {
+                deployment,
+                added: at,
+                bound: None,
+                node: None,
+                running: None,
+                gone: false,
+            }
+        });
+        if pod.gone {
+            return false;
+        }
+        if let Some(node) = spec.node_name.filter(|n| !n.is_empty())
+            && pod.node.is_none()
+        {
+            pod.bound = Some(at);
+            let live = self.live_per_node.entry(node.clone()).or_default();
+            *live += 1;
+            self.max_per_node = self.max_per_node.max(*live);
+            pod.node = Some(node);
+        }
+        if event.kind == "DELETED" {
+            pod.gone = true;
+            if let Some(n) = self.live_per_deployment.get_mut(&pod.deployment) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(node) = &pod.node
+                && let Some(n) = self.live_per_node.get_mut(node)
+            {
+                *n = n.saturating_sub(1);
+            }
+            return false;
+        }
+        if pod.running.is_none() && status.phase.as_deref() == Some("Running") {
+            pod.running = Some(at);
+            return true;
+        }
+        false
+    }
+}
+
+/// Runs every node count, each on a fresh process.
+pub async fn run(args: &StartupArgs) -> anyhow::Result<Vec<StartupRun>> {
+    anyhow::ensure!(
+        args.nodes.iter().all(|&n| (1..=5000).contains(&n)),
+        "--nodes must be within 1..=5000"
+    );
+    anyhow::ensure!(
+        (1..=110).contains(&args.pods_per_node),
+        "--pods-per-node must be 1..=110 (the simulated nodes' pod capacity)"
+    );
+    anyhow::ensure!(
+        (1..=10_000).contains(&args.replicas),
+        "--replicas must be 1..=10000"
+    );
+    anyhow::ensure!(
+        (1..=256).contains(&args.create_concurrency),
+        "--create-concurrency must be 1..=256"
+    );
+    anyhow::ensure!(
+        args.timeout > 0.0 && args.timeout <= 3600.0,
+        "--timeout must be in (0, 3600] s"
+    );
+    anyhow::ensure!(
+        (0.0..=600.0).contains(&args.settle),
+        "--settle must be in [0, 600] s"
+    );
+    let bin = crate::beemesh::locate(args.beemesh_bin.as_deref())?;
+    eprintln!(
+        "== pod startup: {} ({})",
+        bin.display(),
+        crate::beemesh::version(&bin)
+    );
+    let mut runs = Vec::new();
+    for &n in &args.nodes {
+        let run = run_one(&bin, args, n)
+            .await
+            .with_context(|| format!("{n} simulated nodes"))?;
+        eprintln!("   {}", one_line(&run));
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+fn one_line(r: &StartupRun) -> String {
+    let ms = |s: &Option<Summary>, f: fn(&Summary) -> f64| s.as_ref().map_or(f64::NAN, f);
+    format!(
+        "{} nodes: {}/{} pods Running in {:.1} s = {:.0} pods/s; startup p50 {:.0} p99 {:.0} ms; \
+         placement p99 {:.0} ms; max pods/Deployment {} (replicas {}), over {}; max pods/node {}",
+        r.nodes,
+        r.pods_running,
+        r.pods_expected,
+        r.wall_seconds,
+        r.pods_per_second,
+        ms(&r.startup, |s| s.p50_ms),
+        ms(&r.startup, |s| s.p99_ms),
+        ms(&r.placement, |s| s.p99_ms),
+        r.max_pods_per_deployment,
+        r.replicas,
+        r.deployments_over_replicas,
+        r.max_pods_per_node,
+    )
+}
+
+fn deployment(name: &str, replicas: usize) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {DEPLOY_LABEL: name}},
+            "template": {
+                "metadata": {"labels": {DEPLOY_LABEL: name}},
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": "registry.k8s.io/pause:3.10",
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    }],
+                },
+            },
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct NodeList {
+    items: Vec<NodeItem>,
+}
+
+#[derive(Deserialize)]
+struct NodeItem {
+    #[serde(default)]
+    status: NodeStatus,
+}
+
+#[derive(Deserialize, Default)]
+struct NodeStatus {
+    #[serde(default)]
+    conditions: Vec<NodeCondition>,
+}
+
+#[derive(Deserialize)]
+struct NodeCondition {
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+}
+
+#[derive(Deserialize)]
+struct ListMeta {
+    metadata: ListVersion,
+}
+
+#[derive(Deserialize)]
+struct ListVersion {
+    #[serde(rename = "resourceVersion")]
+    resource_version: String,
+}
+
+/// Waits until `n` simulated Nodes report Ready.
+async fn wait_nodes_ready(node: &mut MeshNode, client: &Client, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let url = node.url("/api/v1/nodes?labelSelector=beemesh.io%2Fsimulated%3Dtrue");
+    loop {
+        node.instance
+            .child
+            .check_alive()
+            .with_context(|| node.instance.log_tail())?;
+        let response = client.get(&url).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!("listing Nodes answered {status}");
+        }
+        let list: NodeList = serde_json::from_slice(&body).context("parsing the NodeList")?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|i| {
+                i.status
+                    .conditions
+                    .iter()
+                    .any(|c| c.kind == "Ready" && c.status == "True")
+            })
+            .count();
+        if ready >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{ready} of {n} simulated Nodes Ready after 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Reads the pod watch into `observed` until `stop`; counts Running pods in `running`.
+async fn read_watch(
+    response: reqwest::Response,
+    mut stop: watch::Receiver<bool>,
+    running: Arc<AtomicUsize>,
+) -> Observed {
+    let mut observed = Observed::default();
+    let mut stream = response.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            chunk = stream.next() => chunk,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Some(Ok(chunk)) = chunk else { break };
+        let at = Instant::now();
+        buffer.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(pos) = buffer[start..].iter().position(|&b| b == b'\n') {
+            let line = &buffer[start..start + pos];
+            start += pos + 1;
+            if let Ok(event) = serde_json::from_slice::<WatchEvent>(line)
+                && observed.apply(event, at)
+            {
+                running.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        buffer.drain(..start);
+    }
+    observed
+}
+
+async fn run_one(
+    bin: &std::path::Path,
+    args: &StartupArgs,
+    n: usize,
+) -> anyhow::Result<StartupRun> {
+    let load_start = crate::report::load_average();
+    let total = n * args.pods_per_node;
+    let deployments = total.div_ceil(args.replicas);
+    let extra = [
+        "--sim-nodes".to_string(),
+        n.to_string(),
+        "--sim-node-capacity".to_string(),
+        SIM_CAPACITY.to_string(),
+    ];
+    let mut node = MeshNode::spawn_with(bin, "bench", None, &extra).await?;
+    node.wait_ready(Duration::from_secs(120), Duration::from_millis(50))
+        .await?;
+    let client = node.client()?;
+    wait_nodes_ready(&mut node, &client, n).await?;
+    let nodes_ready_seconds = node.spawned.elapsed().as_secs_f64();
+    eprintln!("   {n} simulated nodes Ready {nodes_ready_seconds:.1} s after start");
+
+    // The watch starts from a revision before the first create: no pod event is missed.
+    let response = client
+        .get(node.url(&format!("{PODS}?limit=1")))
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        bail!("listing pods answered {status}");
+    }
+    let rv = serde_json::from_slice::<ListMeta>(&body)?
+        .metadata
+        .resource_version;
+    let watch_client = node.client()?;
+    let response = watch_client
+        .get(node.url(&format!("{PODS}?watch=true&resourceVersion={rv}")))
+        .timeout(Duration::from_secs(7200))
+        .send()
+        .await
+        .context("opening the pod watch")?;
+    if !response.status().is_success() {
+        bail!("the pod watch answered {}", response.status());
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = Arc::new(AtomicUsize::new(0));
+    let reader = tokio::spawn(read_watch(response, stop_rx, running.clone()));
+
+    // Deployments through the API, `create_concurrency` at a time.
+    let started = Instant::now();
+    let plans: Vec<(String, usize)> = (0..deployments)
+        .map(|i| {
+            let replicas = args.replicas.min(total - i * args.replicas);
+            (format!("startup-{:05}", i + 1), replicas)
+        })
+        .collect();
+    let sent: Vec<anyhow::Result<(String, Instant)>> = futures::stream::iter(plans.clone())
+        .map(|(name, replicas)| {
+            let request = client
+                .post(node.url(DEPLOYMENTS))
+                .json(&deployment(&name, replicas));
+            async move {
+                let at = Instant::now();
+                let response = request.send().await?;
+                let status = response.status();
+                if !status.is_success() {
+                    bail!("creating {name}: {status}: {}", response.text().await?);
+                }
+                Ok((name, at))
+            }
+        })
+        .buffer_unordered(args.create_concurrency)
+        .collect()
+        .await;
+    let sent: HashMap<String, Instant> = sent.into_iter().collect::<anyhow::Result<_>>()?;
+    let create_seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "   {deployments} Deployments of {} created in {create_seconds:.1} s",
+        args.replicas
+    );
+
+    let deadline = started + Duration::from_secs_f64(args.timeout);
+    let mut last_report = Instant::now();
+    loop {
+        let done = running.load(Ordering::Relaxed);
+        if done >= total {
+            break;
+        }
+        node.instance
+            .child
+            .check_alive()
+            .with_context(|| node.instance.log_tail())?;
+        if Instant::now() > deadline {
+            eprintln!(
+                "   timed out after {:.0} s with {done} of {total} pods Running",
+                args.timeout
+            );
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "   {:.0} s: {done} of {total} pods Running",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    let _ = stop_tx.send(true);
+    let observed = reader.await.context("the watch reader")?;
+    let memory = node.instance.child.memory()?;
+    drop(node);
+
+    let mut startup = Vec::new();
+    let mut placement = Vec::new();
+    let mut since_create = Vec::new();
+    let mut last_running = started;
+    let mut pods_running = 0;
+    for pod in observed.pods.values() {
+        if let Some(b) = pod.bound {
+            placement.push(b.duration_since(pod.added).as_secs_f64() * 1000.0);
+        }
+        if let Some(r) = pod.running {
+            pods_running += 1;
+            last_running = last_running.max(r);
+            startup.push(r.duration_since(pod.added).as_secs_f64() * 1000.0);
+            if let Some(s) = sent.get(&pod.deployment) {
+                since_create.push(r.duration_since(*s).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    let wall_seconds = last_running.duration_since(started).as_secs_f64();
+    let startup_summary = Summary::of(&mut startup);
+    let replicas_of: HashMap<&str, usize> = plans.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+    let over = observed
+        .max_per_deployment
+        .iter()
+        .filter(|(d, max)| replicas_of.get(d.as_str()).is_some_and(|r| *max > r))
+        .count();
+    let off_when_settled = plans
+        .iter()
+        .filter(|(d, r)| observed.live_per_deployment.get(d).copied().unwrap_or(0) != *r)
+        .count();
+    Ok(StartupRun {
+        nodes: n,
+        deployments,
+        replicas: args.replicas,
+        pods_expected: total,
+        pods_running,
+        nodes_ready_seconds,
+        create_seconds,
+        wall_seconds,
+        pods_per_second: if wall_seconds > 0.0 {
+            pods_running as f64 / wall_seconds
+        } else {
+            0.0
+        },
+        startup_cdf: cdf_points(&startup, 200),
+        startup: startup_summary,
+        placement: Summary::of(&mut placement),
+        since_deployment_create: Summary::of(&mut since_create),
+        max_pods_per_deployment: observed
+            .max_per_deployment
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0),
+        deployments_over_replicas: over,
+        deployments_off_when_settled: off_when_settled,
+        max_pods_per_node: observed.max_per_node,
+        node_pod_capacity: 110,
+        watch_events: observed.events,
+        node_rss_bytes: memory.rss_bytes,
+        node_peak_rss_bytes: memory.peak_rss_bytes,
+        load_average: (load_start, crate::report::load_average()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, uid: &str, node: Option<&str>, phase: &str) -> WatchEvent {
+        serde_json::from_value(json!({
+            "type": kind,
+            "object": {
+                "metadata": {"uid": uid, "labels": {DEPLOY_LABEL: "d"}},
+                "spec": {"nodeName": node},
+                "status": {"phase": phase},
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_watch_counts_running_pods_and_pods_per_owner() {
+        let mut o = Observed::default();
+        let t = Instant::now();
+        assert!(!o.apply(event("ADDED", "a", None, "Pending"), t));
+        assert!(!o.apply(event("ADDED", "b", None, "Pending"), t));
+        assert!(!o.apply(event("MODIFIED", "a", Some("n1"), "Pending"), t));
+        assert!(o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t));
+        // Running is counted once.
+        assert!(!o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t));
+        assert_eq!(o.max_per_deployment["d"], 2);
+        assert_eq!(o.max_per_node, 1);
+        assert!(!o.apply(event("DELETED", "b", None, "Pending"), t));
+        assert_eq!(o.live_per_deployment["d"], 1);
+        assert_eq!(o.max_per_deployment["d"], 2);
+    }
+}
