@@ -1,7 +1,8 @@
 //! `kubectl logs`, `exec`, `attach` and `port-forward` against pods of the `process`
 //! runtime, with kubectl 1.27 (SPDY/3.1) and 1.33 (WebSocket v5; port-forward through
 //! the SPDY-in-WebSocket tunnel):
-//! - logs with `--tail`, `--timestamps` and `-f` (new lines arrive while it runs);
+//! - logs with `--tail`, `--timestamps`, `-f` (new lines arrive while it runs) and
+//!   `--previous` after a restart;
 //! - `exec -- echo hi`, exit codes reaching kubectl's own exit code, `exec -i` with stdin
 //!   piped, `attach` to a running container's output;
 //! - `port-forward` to a port a process in the pod listens on (python3's http.server);
@@ -236,6 +237,39 @@ fn errors(k: &Kubectl) {
         .stderr_has("a container name must be specified for pod two, choose one of: [a b]");
 }
 
+/// `logs --previous` shows the run before the last restart, the current run does not.
+fn previous(k: &Kubectl) {
+    let manifest = r#"apiVersion: v1
+kind: Pod
+metadata: {name: restarter}
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo run started; sleep 1; exit 1"]
+"#;
+    k.apply(manifest).ok();
+    eventually(SETTLE, || {
+        let pod = k.get_json(&["pod", "restarter"]);
+        let restarts = pod
+            .pointer("/status/containerStatuses/0/restartCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        (restarts >= 1)
+            .then_some(())
+            .ok_or(format!("restarts: {restarts}"))
+    });
+    let before = k.run(&["logs", "restarter", "--previous"]).ok();
+    assert!(
+        before.stdout.contains("run started"),
+        "kubectl {} logs --previous: {}",
+        k.version(),
+        before.brief()
+    );
+    k.run(&["delete", "pod", "restarter", "--grace-period=1"])
+        .ok();
+}
+
 fn process_streams() -> String {
     let node = match Node::start_with(&["--runtime", "process"]) {
         Ok(n) => n,
@@ -245,6 +279,7 @@ fn process_streams() -> String {
     let new = client(NEW, &node.kubeconfig());
     let old = client(OLD, &node.kubeconfig());
     create_pods(&new, None, web_port);
+    previous(&new);
     let mut notes = Vec::new();
     for k in [&old, &new] {
         logs(k);
