@@ -7,7 +7,8 @@
 //! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
 //!   upstream's message, and the pod starts once the ConfigMap exists;
 //! - a crashing command shows CrashLoopBackOff with a growing restart count, its
-//!   lastState and `kubectl logs --previous`;
+//!   lastState, `kubectl logs --previous` and the kubelet's Pulled/Created/Started/BackOff
+//!   events;
 //! - a `restartPolicy: Never` pod that exits 0 reaches Succeeded (its log still readable);
 //! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed;
 //! - a failing readiness probe keeps the pod not Ready until it passes; a failing liveness
@@ -234,6 +235,17 @@ spec:
             .starts_with("back-off 10s restarting failed container=main pod=crasher_default("),
         "{c}"
     );
+    let events = k.get_json(&["events", "--field-selector", "involvedObject.name=crasher"]);
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["reportingComponent"] == "kubelet")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    for wanted in ["Pulled", "Created", "Started", "BackOff"] {
+        assert!(reasons.contains(&wanted), "{wanted} missing: {reasons:?}");
+    }
     let table = k.run(&["get", "pod", "crasher"]).ok();
     assert_eq!(table.table().cell("crasher", "STATUS"), "CrashLoopBackOff");
     // The 10 s back-off passes and it runs (and crashes) again.

@@ -2,6 +2,7 @@
 //! twice (or on two nodes during churn) is harmless.
 
 mod change_wait;
+pub mod container_events;
 mod controller_support;
 pub mod crds;
 pub mod cron_schedule;

@@ -26,6 +26,7 @@ use futures::{FutureExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::container_events;
 use crate::pod_prepare;
 use crate::probes::{ProbeOutcome, Prober};
 use crate::runtime::{
@@ -535,7 +536,7 @@ impl PodAgent {
                         Ok(ready) => ready,
                         Err(e) => {
                             let rt = pod_prepare::waiting_status(&start, &e);
-                            self.write_status(pods, &start, &rt, &[]).await?;
+                            self.write_status(pods, &start, &rt, &[], true).await?;
                             return Ok(rt.recheck_after);
                         }
                     }
@@ -549,7 +550,9 @@ impl PodAgent {
         let Some(rt) = runtime.pod_status(&start.uid).await else {
             return Ok(Some(RETRY));
         };
-        let probed = if runtime.pod_volume_dir(&start.uid).is_some() {
+        // Probes and lifecycle events for runtimes that run something.
+        let real = runtime.pod_volume_dir(&start.uid).is_some();
+        let probed = if real {
             let pod_ip = rt.ips.first().copied().unwrap_or(self.host_ip);
             self.prober.run(runtime.as_ref(), pod, &rt, pod_ip).await
         } else {
@@ -578,7 +581,7 @@ impl PodAgent {
             }
         }
         let stored = self
-            .write_status(pods, &start, &rt, &probed.unready)
+            .write_status(pods, &start, &rt, &probed.unready, real)
             .await?;
         let terminal = matches!(phase_of(&rt, &start), "Succeeded" | "Failed");
         if stored && terminal {
@@ -640,6 +643,7 @@ impl PodAgent {
         start: &PodStart,
         rt: &PodRuntimeStatus,
         unready: &[String],
+        record_events: bool,
     ) -> Result<bool, ApiError> {
         let now = rfc3339(Utc::now());
         let current = match self
@@ -658,6 +662,11 @@ impl PodAgent {
         if current.get("status") == Some(&wanted) {
             return Ok(true);
         }
+        let events = if record_events {
+            container_events::transitions(&current, rt)
+        } else {
+            Vec::new()
+        };
         let result = self
             .service
             .update(
@@ -682,7 +691,12 @@ impl PodAgent {
             )
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                for (type_, reason, message) in events {
+                    self.event(&current, type_, reason, message).await;
+                }
+                Ok(true)
+            }
             Err(e) if e.code() == 404 || e.code() == 409 => Ok(false),
             Err(e) => Err(e),
         }
