@@ -5,6 +5,8 @@
 //! back; a `nodeSelector` restricts the DaemonSet to the labelled Node.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use beemesh_conformance::api::ApiClient;
@@ -140,11 +142,34 @@ fn mesh_daemonset() -> String {
     );
 
     // A rolling update to a new image replaces every pod, one node at a time.
+    // Meanwhile, how many nodes have an available pod, as another node reports.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (api, stop) = (mesh.node(1).api(), stop.clone());
+        std::thread::spawn(move || {
+            let mut least = i64::MAX;
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(r) = api.get("/apis/apps/v1/namespaces/default/daemonsets/agent")
+                    && let Some(n) = r.body["status"]["numberAvailable"].as_i64()
+                {
+                    least = least.min(n);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            least
+        })
+    };
     let updating = Instant::now();
     k.run(&["set", "image", "ds/agent", "agent=agent:2"]).ok();
     rolled_out(&k, "agent");
     one_per_node(&k, "agent", &nodes, "agent:2");
     let update_took = updating.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let least_available = watcher.join().unwrap_or(0);
+    assert!(
+        least_available >= 2,
+        "maxUnavailable 1 of 3, yet only {least_available} available during the update"
+    );
     let history = k.run(&["rollout", "history", "ds/agent"]).ok();
     let revisions: Vec<&str> = history
         .stdout
@@ -169,8 +194,8 @@ fn mesh_daemonset() -> String {
     let ds = k.get_json(&["ds", "edge"]);
     assert_eq!(ds["status"]["desiredNumberScheduled"], 1, "{ds}");
     format!(
-        "3 nodes: first rollout {:.1} s, image update of 3 pods {:.1} s; undo restores agent:1; \
-         nodeSelector keeps `edge` on {chosen}",
+        "3 nodes: first rollout {:.1} s, image update of 3 pods {:.1} s (never fewer than \
+         {least_available} available); undo restores agent:1; nodeSelector keeps `edge` on {chosen}",
         first_rollout.as_secs_f64(),
         update_took.as_secs_f64()
     )

@@ -137,8 +137,30 @@ fn job_completes() -> String {
         .collect();
     hosts.sort();
     assert_eq!(hosts, ["indexed-0", "indexed-1", "indexed-2"]);
+
+    // ttlSecondsAfterFinished: the finished Job and its pod are deleted.
+    k.create(&job("brief", json!({"ttlSecondsAfterFinished": 1}), 0))
+        .ok();
+    k.run(&[
+        "wait",
+        "--for=condition=complete",
+        "job/brief",
+        "--timeout=60s",
+    ])
+    .ok();
+    eventually(Duration::from_secs(30), || {
+        let out = k.run(&["get", "job", "brief"]);
+        (out.code == 1 && out.stderr.contains("NotFound"))
+            .then_some(())
+            .ok_or(out.stdout.clone())
+    });
+    eventually(Duration::from_secs(30), || {
+        let left = job_pods(&k, "brief");
+        left.is_empty().then_some(()).ok_or(format!("{left:?}"))
+    });
     format!(
-        "3 completions, 2 in parallel, Complete in {:.1} s; an Indexed Job completed 0-2",
+        "3 completions, 2 in parallel, Complete in {:.1} s; an Indexed Job completed 0-2; \
+         ttlSecondsAfterFinished 1 removed a finished Job and its pod",
         took.as_secs_f64()
     )
 }

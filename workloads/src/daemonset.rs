@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
+use beemesh_translator::store::parse_stored;
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -178,6 +179,23 @@ pub fn node_should_run(pod: &Value, node: &Value) -> (bool, bool) {
     )
 }
 
+/// What eligibility reads from a Node (labels, taints, schedulability, readiness), so
+/// heartbeats alone do not wake the controller.
+fn node_fingerprint(node: &Value) -> String {
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| str_at(c, "/type") == "Ready"))
+        .map(|c| str_at(c, "/status"));
+    json!([
+        node.pointer("/metadata/labels"),
+        node.pointer("/spec/taints"),
+        node.pointer("/spec/unschedulable"),
+        ready
+    ])
+    .to_string()
+}
+
 /// One pass's decision for a DaemonSet.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
@@ -214,11 +232,11 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[&Value], now: DateT
             {
                 out.delete.push(meta(pod, "name").to_string());
             }
-            Some(n) if node_names.contains(n.as_str()) => {
-                if is_active(pod) {
-                    by_node.entry(n).or_default().push(pod);
-                }
+            Some(n) if node_names.contains(n.as_str()) && is_active(pod) => {
+                by_node.entry(n).or_default().push(pod);
             }
+            // Terminating pods on existing Nodes: wait for them to go.
+            Some(n) if node_names.contains(n.as_str()) => {}
             // A pod for a Node that no longer exists.
             _ if is_active(pod) => out.delete.push(meta(pod, "name").to_string()),
             _ => {}
@@ -441,19 +459,26 @@ impl DaemonSetController {
         loop {
             let from = self.client.service.store.revision();
             let started = Instant::now();
-            let wait = match self.reconcile_all(&dss, &pods, &nodes).await {
-                Ok(true) => SHORT,
-                Ok(false) => RESYNC,
+            let (wait, seen) = match self.reconcile_all(&dss, &pods, &nodes).await {
+                Ok((true, seen)) => (SHORT, seen),
+                Ok((false, seen)) => (RESYNC, seen),
                 Err(e) => {
                     tracing::warn!(error = %e, "daemonset reconcile failed");
-                    SHORT
+                    (SHORT, HashMap::new())
                 }
             };
-            // Node heartbeats change Nodes all the time: only a change of labels, taints,
-            // schedulability or readiness matters, which the resync also catches.
+            // Node heartbeats change Nodes all the time: only a new Node or a change of
+            // what eligibility reads (labels, taints, schedulability, readiness) wakes
+            // the controller, and only while DaemonSets exist.
+            let node_changed = |bytes: &[u8]| {
+                !seen.is_empty()
+                    && parse_stored(bytes)
+                        .is_ok_and(|n| seen.get(meta(&n, "name")) != Some(&node_fingerprint(&n)))
+            };
             tokio::select! {
                 _ = wait_for_change(&self.client.service, &dss, from, wait, |_| true) => {}
                 _ = wait_for_change(&self.client.service, &pods, from, wait, |_| true) => {}
+                _ = wait_for_change(&self.client.service, &nodes, from, wait, node_changed) => {}
             }
             if let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;
@@ -466,12 +491,16 @@ impl DaemonSetController {
         dss_res: &ResourceInfo,
         pods_res: &ResourceInfo,
         nodes_res: &ResourceInfo,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<(bool, HashMap<String, String>), ApiError> {
         let dss = self.client.list(dss_res)?;
         if dss.is_empty() {
-            return Ok(false);
+            return Ok((false, HashMap::new()));
         }
         let nodes = self.client.list(nodes_res)?;
+        let seen = nodes
+            .iter()
+            .map(|n| (meta(n, "name").to_string(), node_fingerprint(n)))
+            .collect();
         let all_pods = self.client.list(pods_res)?;
         let revs_res = self.client.resource("apps", "v1", "controllerrevisions")?;
         let all_revs = self.client.list(&revs_res)?;
@@ -503,7 +532,7 @@ impl DaemonSetController {
             }
         }
         self.expectations.forget_others(&live);
-        Ok(soon)
+        Ok((soon, seen))
     }
 
     #[allow(clippy::too_many_arguments)]
