@@ -2,7 +2,8 @@
 //! Engine, ADR 0010), through real kubectl 1.33, with an image built here (`FROM scratch`
 //! + static busybox; nothing is pulled):
 //! - a Deployment's pod reaches Running with a podIP on the node's Docker network, a
-//!   `docker://` container id, and `kubectl logs` / `kubectl exec` reach the container;
+//!   `docker://` container id, and `kubectl logs`, `kubectl exec` (with stdin) and
+//!   `kubectl port-forward` reach the container;
 //! - env from a ConfigMap and a configMap volume (read-only) reach the container;
 //! - an image that exists nowhere shows `ErrImagePull` then `ImagePullBackOff`;
 //! - a crashing command shows `CrashLoopBackOff` with a growing restart count, its
@@ -12,10 +13,12 @@
 //! Everything the node makes carries this test's owner label (`BEEMESH_DOCKER_LABELS`) and
 //! is removed at the end, or by the next run when this process dies.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use beemesh_conformance::docker::{DockerScope, LabelSweep, docker, engine_version};
-use beemesh_conformance::{Kubectl, Node, run_recorded, skip};
+use beemesh_conformance::{Kubectl, Node, eventually, run_recorded, skip};
 use serde_json::Value;
 
 const KUBECTL: &str = "1.33";
@@ -49,6 +52,17 @@ fn restarts(pod: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+fn http_get(port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    Ok(answer)
+}
+
 /// The engine's containers of a pod (by the kubelet's uid label), any state.
 fn containers_of(uid: &str) -> Vec<String> {
     docker(&[
@@ -78,7 +92,8 @@ spec:
       containers:
       - name: main
         image: {image}
-        command: ["sh", "-c", "echo hello; exec sleep 3600"]
+        command: ["sh", "-c", "echo hello; exec httpd -f -p 8080 -h /"]
+        ports: [{{containerPort: 8080}}]
 "#
     );
     k.apply(&manifest).ok();
@@ -112,6 +127,30 @@ spec:
         .run(&["exec", &name, "--", "sh", "-c", "echo $HOSTNAME"])
         .ok();
     assert_eq!(hostname.stdout, format!("{name}\n"));
+
+    let piped = k
+        .run_stdin(&["exec", "-i", &name, "--", "cat"], "piped\n")
+        .ok();
+    assert_eq!(piped.stdout, "piped\n");
+
+    // port-forward reaches the pod's port through the node (podIP on the node's bridge).
+    let local = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(a) => a.port(),
+        Err(e) => panic!("no free port: {e}"),
+    };
+    let mapping = format!("{local}:8080");
+    let mut pf = match k.spawn(&["port-forward", &format!("pod/{name}"), &mapping]) {
+        Ok(r) => r,
+        Err(e) => panic!("kubectl port-forward: {e}"),
+    };
+    let ready = pf.wait_for_line(Duration::from_secs(20), |l| l.contains("Forwarding from"));
+    assert!(ready.is_some(), "port-forward: {}", pf.describe());
+    let answer = eventually(Duration::from_secs(10), || http_get(local));
+    assert!(
+        answer.starts_with("HTTP/1."),
+        "port-forward answer: {answer}"
+    );
+    drop(pf);
 
     // Deleting the pod removes its containers (the Deployment makes a new pod).
     k.run(&["delete", "pod", &name, "--wait=true", "--timeout=60s"])
