@@ -15,9 +15,9 @@ use serde_json::{Map, Value, json};
 use crate::change_wait::wait_for_change;
 use crate::endpointslice::TRIGGER_TIME_ANNOTATION;
 use crate::service_pods::{
-    ResolvedPort, inherited_labels, is_pod_ready, list_all, meta, pod_ip, pods_by_namespace,
-    publish_not_ready, resolved_ports, selected_pods, service_selector, should_be_in_endpoints,
-    trigger_time,
+    ResolvedPort, home_services_with_selector, inherited_labels, is_pod_ready, list_all, meta,
+    pod_ip, pods_for, publish_not_ready, resolved_ports, selected_pods, service_selector,
+    should_be_in_endpoints, trigger_time,
 };
 
 const RESYNC: Duration = Duration::from_secs(10);
@@ -185,7 +185,13 @@ impl EndpointsController {
     pub async fn reconcile_all(&self) -> Result<bool, ApiError> {
         let services_res = self.resource("services")?;
         let endpoints_res = self.resource("endpoints")?;
-        let pods = pods_by_namespace(list_all(&self.service, &*self.resource("pods")?)?);
+        let all = list_all(&self.service, &services_res)?;
+        let services = home_services_with_selector(&self.service, &services_res, &all);
+        let was_managing = self.managed.lock().map(|m| !m.is_empty()).unwrap_or(false);
+        if services.is_empty() && !was_managing {
+            return Ok(false);
+        }
+        let pods = pods_for(&self.service, &*self.resource("pods")?, &services)?;
         let mut existing: HashMap<(String, String), Value> = HashMap::new();
         for ep in list_all(&self.service, &endpoints_res)? {
             if let (Some(ns), Some(name)) = (meta(&ep, "namespace"), meta(&ep, "name")) {
@@ -194,8 +200,9 @@ impl EndpointsController {
         }
         let mut soon = false;
         let empty = Vec::new();
-        let services = list_all(&self.service, &services_res)?;
-        let present: std::collections::HashSet<(String, String)> = services
+        // Services that left this node's care (deleted, lost their selector, or now
+        // homed elsewhere) are forgotten; only deleted ones lose their Endpoints.
+        let present: std::collections::HashSet<(String, String)> = all
             .iter()
             .filter_map(|s| {
                 Some((
@@ -207,7 +214,7 @@ impl EndpointsController {
         let gone: Vec<(String, String)> = match self.managed.lock() {
             Ok(mut managed) => {
                 let gone = managed.difference(&present).cloned().collect();
-                managed.retain(|k| present.contains(k));
+                managed.clear();
                 gone
             }
             Err(_) => Vec::new(),
@@ -224,28 +231,28 @@ impl EndpointsController {
                     Err(e) => {
                         tracing::debug!(error = %e, namespace = ns, service = name, "endpoints delete failed");
                         soon = true;
+                        // Kept, so the next pass tries again.
+                        if let Ok(mut managed) = self.managed.lock() {
+                            managed.insert((ns.clone(), name.clone()));
+                        }
                     }
                 }
             }
         }
-        for svc in services {
-            let (Some(ns), Some(name)) = (meta(&svc, "namespace"), meta(&svc, "name")) else {
+        for svc in &services {
+            let (Some(ns), Some(name), Some(selector)) = (
+                meta(svc, "namespace"),
+                meta(svc, "name"),
+                service_selector(svc),
+            ) else {
                 continue;
             };
-            let Some(selector) = service_selector(&svc) else {
-                continue;
-            };
-            if svc.pointer("/metadata/deletionTimestamp").is_some()
-                || !self.service.store.is_home(&services_res, Some(ns), name)
-            {
-                continue;
-            }
             if let Ok(mut managed) = self.managed.lock() {
                 managed.insert((ns.to_string(), name.to_string()));
             }
             let selected = selected_pods(selector, pods.get(ns).unwrap_or(&empty));
-            let subsets = desired_subsets(&svc, &selected);
-            let labels: Map<String, Value> = inherited_labels(&svc).into_iter().collect();
+            let subsets = desired_subsets(svc, &selected);
+            let labels: Map<String, Value> = inherited_labels(svc).into_iter().collect();
             let current = existing.get(&(ns.to_string(), name.to_string()));
             if let Err(e) = self
                 .sync(&endpoints_res, ns, name, current, subsets, labels)

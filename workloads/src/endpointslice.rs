@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 
 use crate::change_wait::wait_for_change;
 use crate::service_pods::{
-    ResolvedPort, inherited_labels, is_pod_ready, is_terminating, list_all, meta, node_zones,
-    pod_ip, pods_by_namespace, publish_not_ready, resolved_ports, selected_pods, service_selector,
-    should_be_in_endpoints, trigger_time,
+    ResolvedPort, home_services_with_selector, inherited_labels, is_pod_ready, is_terminating,
+    list_all, meta, node_zones, pod_ip, pods_for, publish_not_ready, resolved_ports, selected_pods,
+    service_selector, should_be_in_endpoints, trigger_time,
 };
 
 /// Upstream's default `--max-endpoints-per-slice`.
@@ -223,7 +223,12 @@ impl EndpointSliceController {
     pub async fn reconcile_all(&self) -> Result<bool, ApiError> {
         let services_res = self.resource("", "services")?;
         let slices_res = self.resource("discovery.k8s.io", "endpointslices")?;
-        let pods = pods_by_namespace(list_all(&self.service, &*self.resource("", "pods")?)?);
+        let all = list_all(&self.service, &services_res)?;
+        let services = home_services_with_selector(&self.service, &services_res, &all);
+        if services.is_empty() {
+            return Ok(false);
+        }
+        let pods = pods_for(&self.service, &*self.resource("", "pods")?, &services)?;
         let zones = node_zones(&list_all(&self.service, &*self.resource("", "nodes")?)?);
         let mut managed: HashMap<(String, String), Vec<Value>> = HashMap::new();
         for slice in list_all(&self.service, &slices_res)? {
@@ -244,25 +249,20 @@ impl EndpointSliceController {
         }
         let mut soon = false;
         let empty = Vec::new();
-        for svc in list_all(&self.service, &services_res)? {
-            let (Some(ns), Some(name)) = (meta(&svc, "namespace"), meta(&svc, "name")) else {
+        for svc in &services {
+            let (Some(ns), Some(name), Some(selector)) = (
+                meta(svc, "namespace"),
+                meta(svc, "name"),
+                service_selector(svc),
+            ) else {
                 continue;
             };
-            let Some(selector) = service_selector(&svc) else {
-                continue;
-            };
-            if svc.pointer("/metadata/deletionTimestamp").is_some()
-                || !self.service.store.is_home(&services_res, Some(ns), name)
-            {
-                continue;
-            }
-            let ns_pods = pods.get(ns).unwrap_or(&empty);
-            let selected = selected_pods(selector, ns_pods);
-            let want = desired_slices(&svc, &selected, &zones, MAX_ENDPOINTS_PER_SLICE);
+            let selected = selected_pods(selector, pods.get(ns).unwrap_or(&empty));
+            let want = desired_slices(svc, &selected, &zones, MAX_ENDPOINTS_PER_SLICE);
             let have = managed
                 .remove(&(ns.to_string(), name.to_string()))
                 .unwrap_or_default();
-            if let Err(e) = self.sync(&slices_res, &svc, want, have).await {
+            if let Err(e) = self.sync(&slices_res, svc, want, have).await {
                 tracing::debug!(error = %e, namespace = ns, service = name, "endpointslice sync failed");
                 soon = true;
             }

@@ -23,10 +23,19 @@ pub(crate) fn list_all(
     service: &ObjectService,
     res: &ResourceInfo,
 ) -> Result<Vec<Value>, ApiError> {
+    list_in(service, res, None)
+}
+
+/// The objects of `res` in `namespace` (all namespaces with `None`) on this replica.
+pub(crate) fn list_in(
+    service: &ObjectService,
+    res: &ResourceInfo,
+    namespace: Option<&str>,
+) -> Result<Vec<Value>, ApiError> {
     let page = service.store.list(
         res,
         &ListRequest {
-            namespace: None,
+            namespace,
             read_at: ReadAt::Latest,
             limit: None,
             continue_token: None,
@@ -36,15 +45,44 @@ pub(crate) fn list_all(
     page.items.iter().map(|i| parse_stored(i)).collect()
 }
 
-/// Pods by namespace: a Service only ever selects pods of its own namespace.
-pub(crate) fn pods_by_namespace(pods: Vec<Value>) -> HashMap<String, Vec<Value>> {
+/// The Services with a selector this node is home of (and that are not being deleted):
+/// the only ones the endpoint controllers act on.
+pub(crate) fn home_services_with_selector(
+    service: &ObjectService,
+    services_res: &ResourceInfo,
+    services: &[Value],
+) -> Vec<Value> {
+    services
+        .iter()
+        .filter(|svc| {
+            let (Some(ns), Some(name)) = (meta(svc, "namespace"), meta(svc, "name")) else {
+                return false;
+            };
+            service_selector(svc).is_some()
+                && svc.pointer("/metadata/deletionTimestamp").is_none()
+                && service.store.is_home(services_res, Some(ns), name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The pods of the namespaces `services` live in, by namespace (a Service only ever
+/// selects pods of its own namespace). Only those namespaces are read, so a cluster
+/// whose pods no Service selects costs no pod listing.
+pub(crate) fn pods_for(
+    service: &ObjectService,
+    pods_res: &ResourceInfo,
+    services: &[Value],
+) -> Result<HashMap<String, Vec<Value>>, ApiError> {
     let mut by_ns: HashMap<String, Vec<Value>> = HashMap::new();
-    for pod in pods {
-        if let Some(ns) = meta(&pod, "namespace") {
-            by_ns.entry(ns.to_string()).or_default().push(pod);
+    for svc in services {
+        if let Some(ns) = meta(svc, "namespace")
+            && !by_ns.contains_key(ns)
+        {
+            by_ns.insert(ns.to_string(), list_in(service, pods_res, Some(ns))?);
         }
     }
-    by_ns
+    Ok(by_ns)
 }
 
 /// Node name → zone label, for the endpoints' `zone`.
