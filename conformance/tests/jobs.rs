@@ -216,9 +216,35 @@ fn job_fails() -> String {
         "{}",
         described.stdout
     );
+
+    // podFailurePolicy: exit code 3 of container `work` fails the Job at once.
+    let policy = json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
+        {"action": "FailJob", "onExitCodes": {"containerName": "work", "operator": "In", "values": [3]}}]}});
+    k.create(&job("fatal", policy, 3)).ok();
+    let fatal_started = std::time::Instant::now();
+    k.run(&[
+        "wait",
+        "--for=condition=failed",
+        "job/fatal",
+        "--timeout=60s",
+    ])
+    .ok();
+    let fatal_took = fatal_started.elapsed();
+    let j = k.get_json(&["job", "fatal"]);
+    let failed = condition(&j, "Failed");
+    assert_eq!(failed["reason"], "PodFailurePolicy", "{j}");
+    let message = failed["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("Container work for pod default/fatal-")
+            && message.ends_with("failed with exit code 3 matching FailJob rule at index 0"),
+        "{j}"
+    );
+    assert_eq!(job_pods(&k, "fatal").len(), 1, "no replacement pod");
     format!(
-        "Failed (BackoffLimitExceeded) after 2 pod failures in {:.1} s (one 10 s backoff)",
-        took.as_secs_f64()
+        "Failed (BackoffLimitExceeded) after 2 pod failures in {:.1} s (one 10 s backoff); \
+         a podFailurePolicy FailJob rule failed a Job in {:.1} s",
+        took.as_secs_f64(),
+        fatal_took.as_secs_f64()
     )
 }
 

@@ -165,6 +165,76 @@ fn failed_at(pod: &Value) -> Option<DateTime<Utc>> {
     finished.or_else(|| time_of(pod.pointer("/metadata/creationTimestamp")))
 }
 
+/// The first `podFailurePolicy` rule a failed pod matches: its action (`FailJob`,
+/// `Ignore`, `Count`, `FailIndex`) and upstream's message for it. Exit codes are those of
+/// containers (init containers first) that terminated non-zero.
+pub fn failure_policy_match(job: &Value, pod: &Value) -> Option<(String, String)> {
+    let rules = job.pointer("/spec/podFailurePolicy/rules")?.as_array()?;
+    let (ns, name) = (meta(pod, "namespace"), meta(pod, "name"));
+    let statuses: Vec<&Value> = ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|f| pod.get("status")?.get(*f)?.as_array())
+        .flatten()
+        .collect();
+    for (i, rule) in rules.iter().enumerate() {
+        let action = str_at(rule, "/action");
+        if let Some(req) = rule.get("onExitCodes") {
+            let values: Vec<i64> = req
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| v.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let wanted = str_at(req, "/containerName");
+            let hit = statuses.iter().find_map(|c| {
+                let code = c.pointer("/state/terminated/exitCode")?.as_i64()?;
+                let name_ok = wanted.is_empty() || str_at(c, "/name") == wanted;
+                let matches = match str_at(req, "/operator") {
+                    "In" => values.contains(&code),
+                    "NotIn" => !values.contains(&code),
+                    _ => false,
+                };
+                (name_ok && code != 0 && matches).then(|| (str_at(c, "/name"), code))
+            });
+            if let Some((container, code)) = hit {
+                return Some((
+                    action.to_string(),
+                    format!(
+                        "Container {container} for pod {ns}/{name} failed with exit code {code} matching {action} rule at index {i}"
+                    ),
+                ));
+            }
+        } else if let Some(patterns) = rule.get("onPodConditions").and_then(Value::as_array) {
+            let conditions = pod
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let hit = patterns.iter().find_map(|pat| {
+                let want_status = match str_at(pat, "/status") {
+                    "" => "True",
+                    s => s,
+                };
+                conditions
+                    .iter()
+                    .find(|c| {
+                        str_at(c, "/type") == str_at(pat, "/type")
+                            && str_at(c, "/status") == want_status
+                    })
+                    .map(|c| str_at(c, "/type").to_string())
+            });
+            if let Some(kind) = hit {
+                return Some((
+                    action.to_string(),
+                    format!(
+                        "Pod {ns}/{name} has condition {kind} matching {action} rule at index {i}"
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// One pass's decision for a Job: its next status, which pods to create (their completion
 /// indexes for Indexed Jobs) and delete, and when to look again.
 #[derive(Debug, Default, PartialEq)]
@@ -174,7 +244,7 @@ pub struct Plan {
     pub delete: Vec<String>,
     pub recheck: Option<Duration>,
     /// Events to record: (type, reason, message).
-    pub events: Vec<(&'static str, &'static str, String)>,
+    pub events: Vec<(&'static str, String, String)>,
 }
 
 /// Upstream's syncJob for one Job, pure: `pods` are the Job's own pods.
@@ -197,7 +267,24 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
         .copied()
         .filter(|p| phase(p) == "Succeeded")
         .collect();
-    let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
+    // Failed pods an `Ignore` rule matches are not counted; a `FailJob` match fails the Job.
+    let verdicts: Vec<(&Value, Option<(String, String)>)> = pods
+        .iter()
+        .copied()
+        .filter(|p| phase(p) == "Failed")
+        .map(|p| (p, failure_policy_match(job, p)))
+        .collect();
+    let counted_failures: Vec<&Value> = verdicts
+        .iter()
+        .filter(|(_, v)| v.as_ref().is_none_or(|(action, _)| action != "Ignore"))
+        .map(|(p, _)| *p)
+        .collect();
+    let fail_job = verdicts.iter().find_map(|(_, v)| {
+        v.as_ref()
+            .filter(|(a, _)| a == "FailJob")
+            .map(|(_, m)| m.clone())
+    });
+    let failed = counted_failures.len() as i64;
     let succeeded_indexes: BTreeSet<i64> = succeeded_pods
         .iter()
         .filter_map(|p| index_of(p))
@@ -222,7 +309,9 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
             status["startTime"] = json!(now_s);
         }
         let start = time_of(status.get("startTime"));
-        let failure = if failed > spec.backoff_limit {
+        let failure = if let Some(message) = &fail_job {
+            Some(("PodFailurePolicy", message.as_str()))
+        } else if failed > spec.backoff_limit {
             Some((
                 "BackoffLimitExceeded",
                 "Job has reached the specified backoff limit",
@@ -267,12 +356,8 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
                     str_at(&target, "/message").to_string(),
                 );
                 set_condition(&mut status, "Failed", "True", &reason, &message, &now_s);
-                out.events
-                    .push(("Warning", "BackoffLimitExceeded", message.clone()));
-                if reason != "BackoffLimitExceeded" {
-                    out.events.pop();
-                    out.events.push(("Warning", "DeadlineExceeded", message));
-                }
+                // Upstream records the Failed condition's reason and message.
+                out.events.push(("Warning", reason, message));
             }
         } else if success {
             set_condition(
@@ -295,7 +380,7 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
                 );
                 status["completionTime"] = json!(now_s);
                 out.events
-                    .push(("Normal", "Completed", "Job completed".into()));
+                    .push(("Normal", "Completed".into(), "Job completed".into()));
             }
         } else if spec.suspend {
             delete_active = true;
@@ -309,7 +394,7 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
                     &now_s,
                 );
                 out.events
-                    .push(("Normal", "Suspended", "Job suspended".into()));
+                    .push(("Normal", "Suspended".into(), "Job suspended".into()));
             }
         } else {
             if condition_true(&status, "Suspended") {
@@ -322,7 +407,8 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
                     &now_s,
                 );
                 status["startTime"] = json!(now_s);
-                out.events.push(("Normal", "Resumed", "Job resumed".into()));
+                out.events
+                    .push(("Normal", "Resumed".into(), "Job resumed".into()));
             }
             manage(
                 &spec,
@@ -330,8 +416,7 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
                 &succeeded_pods,
                 &succeeded_indexes,
                 succeeded,
-                pods,
-                failed,
+                &counted_failures,
                 now,
                 &mut out,
             );
@@ -394,11 +479,11 @@ fn manage(
     succeeded_pods: &[&Value],
     succeeded_indexes: &BTreeSet<i64>,
     succeeded: i64,
-    pods: &[&Value],
-    failed: i64,
+    counted_failures: &[&Value],
     now: DateTime<Utc>,
     out: &mut Plan,
 ) {
+    let failed = counted_failures.len() as i64;
     let _ = succeeded_pods;
     let want = match spec.completions {
         None if succeeded > 0 => 0,
@@ -428,11 +513,7 @@ fn manage(
     // Failed pods are replaced after 10 s doubling per failure (capped at 6 minutes),
     // counted from the last failure, as upstream's pod failure backoff.
     if failed > 0 {
-        let last = pods
-            .iter()
-            .filter(|p| phase(p) == "Failed")
-            .filter_map(|p| failed_at(p))
-            .max();
+        let last = counted_failures.iter().filter_map(|p| failed_at(p)).max();
         let shift = (failed - 1).clamp(0, 16) as u32;
         let delay = BACKOFF_BASE.saturating_mul(1 << shift).min(BACKOFF_MAX);
         if let Some(last) = last {
@@ -707,7 +788,7 @@ impl JobController {
         self.expectations.expect(uid, created, deleted);
         self.client.write_status(jobs_res, job, &status).await?;
         for (type_, reason, message) in plan.events {
-            self.client.event(job, type_, reason, message).await;
+            self.client.event(job, type_, &reason, message).await;
         }
         if let Some(e) = failure {
             return Err(e);
@@ -807,6 +888,34 @@ mod tests {
         );
         assert_eq!(p.status["failed"], 2);
         assert!(p.create.is_empty());
+    }
+
+    #[test]
+    fn pod_failure_policy_fails_the_job_or_ignores_the_failure() {
+        let policy = json!({"backoffLimit": 6, "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        ]}});
+        let j = job(policy);
+        let mut fatal = pod("fatal", "Failed", None);
+        fatal["metadata"]["namespace"] = json!("default");
+        fatal["status"]["containerStatuses"] =
+            json!([{"name": "main", "state": {"terminated": {"exitCode": 42}}}]);
+        let p = plan(&j, &[&fatal], Utc::now());
+        let failed = p.status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Failed").cloned())
+            .unwrap_or_default();
+        assert_eq!(failed["reason"], "PodFailurePolicy");
+        assert_eq!(
+            failed["message"],
+            "Container main for pod default/fatal failed with exit code 42 matching FailJob rule at index 0"
+        );
+        let mut disrupted = pod("gone", "Failed", None);
+        disrupted["status"]["conditions"] = json!([{"type": "DisruptionTarget", "status": "True"}]);
+        let p = plan(&j, &[&disrupted], Utc::now());
+        assert!(p.status.get("failed").is_none(), "{}", p.status);
+        assert_eq!(p.create.len(), 1, "an ignored failure is replaced at once");
     }
 
     #[test]
