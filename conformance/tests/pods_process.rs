@@ -10,7 +10,8 @@
 //!   lastState, `kubectl logs --previous` and the kubelet's Pulled/Created/Started/BackOff
 //!   events;
 //! - a `restartPolicy: Never` pod that exits 0 reaches Succeeded (its log still readable);
-//! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed;
+//! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed; a
+//!   process ignoring it is killed after its grace period while other pods start;
 //! - a failing readiness probe keeps the pod not Ready until it passes; a failing liveness
 //!   probe restarts the container, with the kubelet's `Unhealthy` and `Killing` events.
 
@@ -349,6 +350,63 @@ spec:
     )
 }
 
+/// A process that ignores SIGTERM is killed when its grace period is over, and the node
+/// keeps starting other pods meanwhile.
+fn stubborn_delete(k: &Kubectl) -> String {
+    let pod = |name: &str, script: &str| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {NODE}
+  terminationGracePeriodSeconds: 6
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "{script}"]
+"#
+        )
+    };
+    k.apply(&pod(
+        "stubborn",
+        "trap '' TERM; while true; do sleep 0.2; done",
+    ))
+    .ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/stubborn",
+        "--timeout=30s",
+    ])
+    .ok();
+    let t = Instant::now();
+    k.run(&["delete", "pod", "stubborn", "--wait=false"]).ok();
+    k.apply(&pod("meanwhile", "exec sleep 3600")).ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/meanwhile",
+        "--timeout=4s",
+    ])
+    .ok();
+    let ready_meanwhile = t.elapsed();
+    k.run(&["wait", "--for=delete", "pod/stubborn", "--timeout=20s"])
+        .ok();
+    let gone = t.elapsed();
+    assert!(
+        gone >= Duration::from_secs(5),
+        "killed before its grace period: {gone:?}"
+    );
+    k.run(&["delete", "pod", "meanwhile", "--grace-period=1"])
+        .ok();
+    format!(
+        "TERM-ignoring pod gone {:.1} s after delete (grace 6 s), another Ready {:.1} s in",
+        gone.as_secs_f64(),
+        ready_meanwhile.as_secs_f64()
+    )
+}
+
 fn probes(k: &Kubectl, node: &Node) -> String {
     let manifest = format!(
         r#"apiVersion: v1
@@ -458,6 +516,7 @@ fn process_pods() -> String {
     missing_config_then_created(&k);
     never_succeeds(&k);
     notes.push(graceful_delete(&k, &node));
+    notes.push(stubborn_delete(&k));
     notes.push(probes(&k, &node));
     notes.push(crash_loop(&k));
     notes.join("; ")

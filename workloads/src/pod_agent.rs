@@ -370,6 +370,45 @@ pub fn pod_status_probed(
     status
 }
 
+/// Stops a pod marked for deletion, then removes it (grace 0, uid precondition).
+async fn terminate(
+    service: &ObjectService,
+    runtime: &dyn Runtime,
+    pods: &ResourceInfo,
+    pod: &Value,
+    start: &PodStart,
+) -> Result<(), ApiError> {
+    let grace = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_u64)
+        .map_or(Duration::ZERO, Duration::from_secs)
+        .min(MAX_GRACE);
+    runtime
+        .stop_pod(&start.uid, grace)
+        .await
+        .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
+    if pod.pointer("/metadata/deletionGracePeriodSeconds") == Some(&json!(0)) {
+        // Already a zero-grace delete: only finalizers hold the pod now.
+        return Ok(());
+    }
+    let opts = DeleteOptions {
+        preconditions: Preconditions {
+            uid: Some(start.uid.clone()),
+            resource_version: None,
+        },
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    match service
+        .delete_with(pods, Some(&start.namespace), &start.name, &opts)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The kubelet's pod loop for one node, or for many simulated nodes at once
 /// (`beemesh up --sim-nodes`): one watch and one list serve every node it runs pods for.
 pub struct PodAgent {
@@ -379,6 +418,8 @@ pub struct PodAgent {
     nodes: HashMap<String, Arc<dyn Runtime>>,
     /// Container probes of the pods run by real runtimes.
     prober: Prober,
+    /// Uids of pods whose graceful stop runs in a task now.
+    terminating: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 /// A pod to look at again at a time (a runtime delay or a failed write).
@@ -447,6 +488,7 @@ impl PodAgent {
             host_ip,
             nodes: nodes.into_iter().collect(),
             prober: Prober::default(),
+            terminating: Arc::default(),
         }
     }
 
@@ -509,10 +551,48 @@ impl PodAgent {
         };
         let start = pod_start(pod);
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
-            return self
-                .terminate(runtime.as_ref(), pods, pod, &start)
-                .await
-                .map(|_| None);
+            let graceful = pod
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                > 0;
+            if !graceful || runtime.pod_volume_dir(&start.uid).is_none() {
+                return terminate(&self.service, runtime.as_ref(), pods, pod, &start)
+                    .await
+                    .map(|_| None);
+            }
+            // A real process may take its whole grace period to end: that wait runs in a
+            // task of its own, so the other pods' syncs and probes go on meanwhile.
+            let fresh = self
+                .terminating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(start.uid.clone());
+            if fresh {
+                let service = self.service.clone();
+                let runtime = runtime.clone();
+                let terminating = self.terminating.clone();
+                let pod = pod.clone();
+                tokio::spawn(async move {
+                    for _ in 0..10 {
+                        let Some(pods) = service.registry.get("", "v1", "pods") else {
+                            break;
+                        };
+                        match terminate(&service, runtime.as_ref(), &pods, &pod, &start).await {
+                            Ok(()) => break,
+                            Err(e) => {
+                                tracing::warn!(uid = %start.uid, error = %e, "ending a pod failed");
+                                tokio::time::sleep(RETRY).await;
+                            }
+                        }
+                    }
+                    terminating
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&start.uid);
+                });
+            }
+            return Ok(None);
         }
         let phase = str_at(pod, "/status/phase");
         let known = runtime.pod_status(&start.uid).await;
@@ -698,46 +778,6 @@ impl PodAgent {
                 Ok(true)
             }
             Err(e) if e.code() == 404 || e.code() == 409 => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Stops a pod marked for deletion, then removes it (grace 0, uid precondition).
-    async fn terminate(
-        &self,
-        runtime: &dyn Runtime,
-        pods: &ResourceInfo,
-        pod: &Value,
-        start: &PodStart,
-    ) -> Result<(), ApiError> {
-        let grace = pod
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_u64)
-            .map_or(Duration::ZERO, Duration::from_secs)
-            .min(MAX_GRACE);
-        runtime
-            .stop_pod(&start.uid, grace)
-            .await
-            .map_err(|e| ApiError::internal(format!("stopping the pod: {e}")))?;
-        if pod.pointer("/metadata/deletionGracePeriodSeconds") == Some(&json!(0)) {
-            // Already a zero-grace delete: only finalizers hold the pod now.
-            return Ok(());
-        }
-        let opts = DeleteOptions {
-            preconditions: Preconditions {
-                uid: Some(start.uid.clone()),
-                resource_version: None,
-            },
-            grace_period_seconds: Some(0),
-            ..DeleteOptions::default()
-        };
-        match self
-            .service
-            .delete_with(pods, Some(&start.namespace), &start.name, &opts)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == 404 || e.code() == 409 => Ok(()),
             Err(e) => Err(e),
         }
     }
