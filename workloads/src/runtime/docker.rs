@@ -1931,6 +1931,56 @@ mod tests {
         cleanup(&again).await;
     }
 
+    #[tokio::test]
+    async fn attach_reaches_the_main_process() {
+        let Some(rt) = runtime("attach").await else {
+            return;
+        };
+        let image = rt.sandbox_image().await.unwrap();
+        let uid = format!("attach-{}", std::process::id());
+        let mut spec = busybox(&image, "app", "exec /bin/busybox cat");
+        spec.stdin = true;
+        // The first attach's end closes the container's stdin (kubectl run -i --rm).
+        spec.stdin_once = true;
+        rt.start_pod(&pod(&uid, "Never", vec![spec])).await.unwrap();
+        until(&rt, &uid, "running", |s| {
+            matches!(s.containers[0].state, ContainerState::Running { .. })
+        })
+        .await;
+        let request = StreamRequest {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            ..StreamRequest::default()
+        };
+        let mut session = rt.attach(&uid, "app", &request).await.unwrap();
+        let mut stdin = session.stdin.take().unwrap();
+        stdin.write_all(b"echoed\n").await.unwrap();
+        let mut stdout = session.stdout.take().unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(10), stdout.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&first[..], b"echoed\n");
+        // Closing stdin ends `cat` (stdinOnce), the main process: attach sees the exit.
+        stdin.shutdown().await.unwrap();
+        drop(stdin);
+        let code = tokio::time::timeout(Duration::from_secs(10), session.exit)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(code, 0);
+        until(&rt, &uid, "completed", |s| {
+            matches!(
+                &s.containers[0].state,
+                ContainerState::Terminated { exit_code: 0, .. }
+            )
+        })
+        .await;
+        cleanup(&rt).await;
+    }
+
     #[test]
     fn entrypoint_and_cmd_follow_kubernetes() {
         let spec = |command: &[&str], args: &[&str]| ContainerSpec {
