@@ -346,6 +346,35 @@ mod tests {
         assert_eq!(p.record(true), Some(true));
     }
 
+    #[tokio::test]
+    async fn http_get_judges_the_status_code() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let code = if head.starts_with("GET /healthz ") {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {code}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t = Duration::from_secs(1);
+        assert_eq!(http_get(ip, port, "/healthz", t).await, Ok(()));
+        assert_eq!(
+            http_get(ip, port, "/other", t).await,
+            Err("HTTP probe failed with statuscode: 503".into())
+        );
+        assert!(http_get(ip, 1, "/", t).await.is_err());
+    }
+
     #[test]
     fn ports_by_number_or_name() {
         let c = json!({"ports": [{"name": "http", "containerPort": 8080}]});
