@@ -235,6 +235,32 @@ pub fn failure_policy_match(job: &Value, pod: &Value) -> Option<(String, String)
     None
 }
 
+/// Upstream's `pastBackoffLimitOnFailure`: under `restartPolicy: OnFailure` failed
+/// containers restart in place, so their restarts in running or pending pods count
+/// toward `backoffLimit` (any restart when it is 0).
+fn past_backoff_limit_on_failure(job: &Value, spec: &JobSpec, pods: &[&Value]) -> bool {
+    if str_at(job, "/spec/template/spec/restartPolicy") != "OnFailure" {
+        return false;
+    }
+    let restarts: i64 = pods
+        .iter()
+        .filter(|p| matches!(phase(p), "Running" | "Pending"))
+        .flat_map(|p| {
+            ["initContainerStatuses", "containerStatuses"]
+                .iter()
+                .filter_map(|f| p.get("status")?.get(*f)?.as_array())
+                .flatten()
+                .filter_map(|c| c.get("restartCount")?.as_i64())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    if spec.backoff_limit == 0 {
+        restarts > 0
+    } else {
+        restarts >= spec.backoff_limit
+    }
+}
+
 /// One pass's decision for a Job: its next status, which pods to create (their completion
 /// indexes for Indexed Jobs) and delete, and when to look again.
 #[derive(Debug, Default, PartialEq)]
@@ -311,7 +337,7 @@ pub fn plan(job: &Value, pods: &[&Value], now: DateTime<Utc>) -> Plan {
         let start = time_of(status.get("startTime"));
         let failure = if let Some(message) = &fail_job {
             Some(("PodFailurePolicy", message.as_str()))
-        } else if failed > spec.backoff_limit {
+        } else if failed > spec.backoff_limit || past_backoff_limit_on_failure(job, &spec, pods) {
             Some((
                 "BackoffLimitExceeded",
                 "Job has reached the specified backoff limit",
@@ -648,6 +674,10 @@ impl JobController {
         pods_res: &ResourceInfo,
     ) -> Result<Duration, ApiError> {
         let jobs = self.client.list(jobs_res)?;
+        // Without Jobs there is nothing to do with the (possibly many) pods.
+        if jobs.is_empty() {
+            return Ok(RESYNC);
+        }
         let all_pods = self.client.list(pods_res)?;
         let mut by_owner: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
         for pod in &all_pods {
@@ -916,6 +946,22 @@ mod tests {
         let p = plan(&j, &[&disrupted], Utc::now());
         assert!(p.status.get("failed").is_none(), "{}", p.status);
         assert_eq!(p.create.len(), 1, "an ignored failure is replaced at once");
+    }
+
+    #[test]
+    fn restarts_under_on_failure_count_toward_the_backoff_limit() {
+        let j =
+            job(json!({"backoffLimit": 2, "template": {"spec": {"restartPolicy": "OnFailure"}}}));
+        let mut p = pod("r", "Running", None);
+        p["status"]["containerStatuses"] = json!([{"name": "c", "restartCount": 1}]);
+        assert!(types(&plan(&j, &[&p], Utc::now()).status).is_empty());
+        p["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+        let out = plan(&j, &[&p], Utc::now());
+        assert_eq!(
+            types(&out.status)[0],
+            ("FailureTarget".into(), "BackoffLimitExceeded".into())
+        );
+        assert_eq!(out.delete, ["r"]);
     }
 
     #[test]
