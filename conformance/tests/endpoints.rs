@@ -44,7 +44,7 @@ fn pod_ips(k: &Kubectl) -> BTreeSet<String> {
 }
 
 fn service_endpoints() -> String {
-    let node = match Node::start_with(&["--runtime", "sim", "--sim-start-delay", "4s"]) {
+    let node = match Node::start_with(&["--runtime", "sim", "--sim-start-delay", "6s"]) {
         Ok(n) => n,
         Err(e) => panic!("node did not start: {e}"),
     };
@@ -73,7 +73,7 @@ fn service_endpoints() -> String {
     .ok()
     .stdout_has("service/web exposed");
 
-    // While the containers are still being created (4 s), the pods have addresses but
+    // While the containers are still being created (6 s), the pods have addresses but
     // are not ready: their endpoints say so.
     let unready = eventually(SETTLE, || {
         let eps = endpoints_of(&slices(&k));
