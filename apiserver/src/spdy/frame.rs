@@ -213,13 +213,13 @@ impl HeaderCodec {
             }
             let used = (self.decompress.total_in() - before) as usize;
             input = &input[used..];
-            let produced = raw.len() - out_before;
-            if input.is_empty() && raw.len() < raw.capacity() && produced == 0 {
+            // Everything taken and room left: the block is fully inflated.
+            if input.is_empty() && raw.len() < raw.capacity() {
                 break;
             }
-            if input.is_empty() && raw.len() < raw.capacity() {
-                // Everything taken and room left: the block is fully inflated.
-                break;
+            // No progress with input left: a truncated or corrupt block.
+            if used == 0 && raw.len() == out_before && raw.len() < raw.capacity() {
+                return Err(FrameError::HeaderBlock("truncated header block".into()));
             }
         }
         parse_pairs(&raw)
@@ -518,6 +518,14 @@ mod tests {
         // zlib header with FDICT set, then the dictionary's Adler-32.
         assert_eq!(block[1] & 0x20, 0x20);
         assert_eq!(&block[2..6], &0xe3c6_a7c2u32.to_be_bytes());
+    }
+
+    #[test]
+    fn a_truncated_header_block_is_an_error_not_a_hang() {
+        let mut tx = HeaderCodec::new();
+        let mut rx = HeaderCodec::new();
+        let block = tx.encode(&[("streamtype".into(), "error".into())]).unwrap();
+        assert!(rx.decode(&block[..block.len() / 2]).is_err());
     }
 
     #[test]
