@@ -5,9 +5,10 @@
 //!   `docker://` container id, and `kubectl logs`, `kubectl exec` (with stdin) and
 //!   `kubectl port-forward` reach the container;
 //! - env from a ConfigMap and a configMap volume (read-only) reach the container;
-//! - an image that exists nowhere shows `ErrImagePull` then `ImagePullBackOff`;
+//! - an image that exists nowhere shows `ErrImagePull` then `ImagePullBackOff`, with the
+//!   kubelet's Failed and BackOff events;
 //! - a crashing command shows `CrashLoopBackOff` with a growing restart count, its
-//!   lastState and `kubectl logs --previous`;
+//!   lastState, `kubectl logs --previous` and Pulled/Created/Started/BackOff events;
 //! - deleting a pod removes its containers from the engine.
 //!
 //! Everything the node makes carries this test's owner label (`BEEMESH_DOCKER_LABELS`) and
@@ -61,6 +62,31 @@ fn http_get(port: u16) -> Result<String, String> {
     let mut answer = String::new();
     s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
     Ok(answer)
+}
+
+/// `<type>/<reason>: <message>` of every event on a pod.
+fn event_reasons(k: &Kubectl, pod: &str) -> Vec<String> {
+    let events = k.get_json(&[
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={pod}"),
+    ]);
+    events["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}/{}: {}",
+                        e["type"].as_str().unwrap_or(""),
+                        e["reason"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The engine's containers of a pod (by the kubelet's uid label), any state.
@@ -249,6 +275,23 @@ spec:
     wait_pod(k, "nopull", Duration::from_secs(30), |p| {
         waiting_reason(p) == "ImagePullBackOff"
     });
+    // The kubelet's events say why.
+    let events = event_reasons(k, "nopull");
+    for wanted in [
+        "Warning/Failed: Error: ErrImagePull",
+        "Normal/BackOff: Back-off pulling image \"beemesh.invalid/no-such-image:1\"",
+    ] {
+        assert!(
+            events.iter().any(|e| e == wanted),
+            "no {wanted:?} in {events:?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("Warning/Failed: Failed to pull image \"beemesh.invalid/")),
+        "{events:?}"
+    );
     k.run(&["delete", "pod", "nopull", "--grace-period=0", "--force"]);
 }
 
@@ -285,6 +328,18 @@ spec:
     let pod = wait_pod(k, "crasher", Duration::from_secs(40), |p| restarts(p) >= 2);
     let second = started.elapsed();
     assert!(restarts(&pod) >= 2);
+    let events = event_reasons(k, "crasher");
+    for wanted in [
+        "Normal/Pulled",
+        "Normal/Created",
+        "Normal/Started",
+        "Warning/BackOff",
+    ] {
+        assert!(
+            events.iter().any(|e| e.starts_with(wanted)),
+            "no {wanted} event in {events:?}"
+        );
+    }
     let previous = k.run(&["logs", "crasher", "--previous"]).ok();
     assert_eq!(previous.stdout, "boom\n");
     k.run(&["delete", "pod", "crasher", "--grace-period=1"])

@@ -1,8 +1,9 @@
 //! The kubelet's container lifecycle events (`Pulled`, `Created`, `Started`, `BackOff`),
 //! derived by comparing the container statuses last written to the pod with what the
-//! runtime reports now: a container seen running under a new container id was started,
-//! one newly waiting in `CrashLoopBackOff` is backing off. A run that starts and ends
-//! between two looks of the agent goes unreported, which only thins the event stream.
+//! runtime reports now: more runs than the stored status shows (restart count, and whether
+//! it ran) means one was started; a container newly waiting in `CrashLoopBackOff` (or
+//! again, after one more restart) is backing off. Several runs between two looks of the
+//! agent are reported as one.
 
 use serde_json::Value;
 
@@ -18,28 +19,50 @@ fn previous<'a>(pod: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
         .find(|c| c["name"] == name)
 }
 
+/// How many runs a stored container status shows started: `restartCount + 1` once it
+/// ran (running, terminated, or waiting after a run), else 0.
+fn stored_runs(before: Option<&Value>) -> u64 {
+    let Some(b) = before else { return 0 };
+    let count = b.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
+    let ran = b.pointer("/state/running").is_some()
+        || b.pointer("/state/terminated").is_some()
+        || b.pointer("/state/waiting/reason").and_then(Value::as_str) == Some("CrashLoopBackOff")
+        || b.pointer("/lastState/terminated").is_some();
+    if ran { count + 1 } else { 0 }
+}
+
+/// The same for what the runtime reports now.
+fn reported_runs(c: &ContainerStatus) -> u64 {
+    let ran = match &c.state {
+        ContainerState::Running { .. } | ContainerState::Terminated { .. } => true,
+        ContainerState::Waiting { reason, .. } => {
+            reason == "CrashLoopBackOff" || c.last_state.is_some()
+        }
+    };
+    if ran {
+        u64::from(c.restart_count) + 1
+    } else {
+        0
+    }
+}
+
 fn of_container(pod: &Value, list: &str, c: &ContainerStatus, out: &mut Vec<ContainerEvent>) {
     let before = previous(pod, list, &c.name);
+    // A run started since the last look (also one that already ended again).
+    if reported_runs(c) > stored_runs(before) {
+        out.push((
+            "Normal",
+            "Pulled",
+            format!("Container image \"{}\" already present on machine", c.image),
+        ));
+        out.push((
+            "Normal",
+            "Created",
+            format!("Created container: {}", c.name),
+        ));
+        out.push(("Normal", "Started", format!("Started container {}", c.name)));
+    }
     match &c.state {
-        ContainerState::Running { .. } => {
-            let seen = before
-                .and_then(|b| b.get("containerID"))
-                .and_then(Value::as_str)
-                == Some(c.container_id.as_str());
-            if !seen {
-                out.push((
-                    "Normal",
-                    "Pulled",
-                    format!("Container image \"{}\" already present on machine", c.image),
-                ));
-                out.push((
-                    "Normal",
-                    "Created",
-                    format!("Created container: {}", c.name),
-                ));
-                out.push(("Normal", "Started", format!("Started container {}", c.name)));
-            }
-        }
         ContainerState::Waiting { reason, .. } if reason == "CrashLoopBackOff" => {
             let was = before
                 .and_then(|b| b.pointer("/state/waiting/reason"))
@@ -65,6 +88,36 @@ fn of_container(pod: &Value, list: &str, c: &ContainerStatus, out: &mut Vec<Cont
                     ),
                 ));
             }
+        }
+        // Image trouble (the docker runtime): the kubelet's Failed and BackOff events, once
+        // per change of the waiting reason.
+        ContainerState::Waiting { reason, message }
+            if matches!(
+                reason.as_str(),
+                "ErrImagePull" | "ImagePullBackOff" | "ErrImageNeverPull"
+            ) =>
+        {
+            let was = before
+                .and_then(|b| b.pointer("/state/waiting/reason"))
+                .and_then(Value::as_str);
+            if was == Some(reason.as_str()) {
+                return;
+            }
+            let detail = message.clone().unwrap_or_default();
+            match reason.as_str() {
+                "ErrImagePull" => out.push((
+                    "Warning",
+                    "Failed",
+                    format!("Failed to pull image \"{}\": {detail}", c.image),
+                )),
+                "ImagePullBackOff" => out.push((
+                    "Normal",
+                    "BackOff",
+                    format!("Back-off pulling image \"{}\"", c.image),
+                )),
+                _ => out.push(("Warning", "ErrImageNeverPull", detail)),
+            }
+            out.push(("Warning", "Failed", format!("Error: {reason}")));
         }
         _ => {}
     }
@@ -117,7 +170,7 @@ mod tests {
         let reasons: Vec<&str> = transitions(&fresh, &running).iter().map(|e| e.1).collect();
         assert_eq!(reasons, ["Pulled", "Created", "Started"]);
         let stored = json!({"status": {"containerStatuses": [
-            {"name": "c", "containerID": "process://1", "restartCount": 0}]}});
+            {"name": "c", "containerID": "process://1", "restartCount": 0, "state": {"running": {}}}]}});
         assert!(transitions(&stored, &running).is_empty());
         let backoff = status(
             ContainerState::Waiting {
@@ -127,13 +180,54 @@ mod tests {
             "process://1",
             1,
         );
-        let e = transitions(&fresh, &backoff);
+        // Runs that started and ended between two looks still count as started.
+        let e = transitions(&stored, &backoff);
+        let reasons: Vec<&str> = e.iter().map(|e| e.1).collect();
+        assert_eq!(reasons, ["Pulled", "Created", "Started", "BackOff"]);
         assert_eq!(
-            e[0].2,
+            e[3].2,
             "Back-off restarting failed container c in pod p_d(u)"
         );
         let waiting = json!({"status": {"containerStatuses": [
             {"name": "c", "restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         assert!(transitions(&waiting, &backoff).is_empty());
+    }
+
+    #[test]
+    fn image_pull_failures_are_reported_once_per_reason() {
+        let fresh = json!({"metadata": {"name": "p", "namespace": "d", "uid": "u"}});
+        let failed = status(
+            ContainerState::Waiting {
+                reason: "ErrImagePull".into(),
+                message: Some("pull access denied".into()),
+            },
+            "",
+            0,
+        );
+        let e = transitions(&fresh, &failed);
+        assert_eq!(
+            e,
+            [
+                (
+                    "Warning",
+                    "Failed",
+                    "Failed to pull image \"busybox\": pull access denied".to_string()
+                ),
+                ("Warning", "Failed", "Error: ErrImagePull".to_string()),
+            ]
+        );
+        let stored = json!({"status": {"containerStatuses": [
+            {"name": "c", "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull"}}}]}});
+        assert!(transitions(&stored, &failed).is_empty());
+        let backoff = status(
+            ContainerState::Waiting {
+                reason: "ImagePullBackOff".into(),
+                message: None,
+            },
+            "",
+            0,
+        );
+        let reasons: Vec<&str> = transitions(&stored, &backoff).iter().map(|e| e.1).collect();
+        assert_eq!(reasons, ["BackOff", "Failed"]);
     }
 }
