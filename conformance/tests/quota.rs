@@ -1,6 +1,7 @@
 //! ResourceQuota with real kubectl 1.33 on a node with `--runtime sim`: `kubectl create
 //! quota` gets its status (`describe quota` shows Used against Hard), creates past the
 //! limit are refused with upstream's Forbidden message, deleting a pod frees its share,
+//! a ReplicaSet's refused create shows as a FailedCreate event naming the generated pod,
 //! and a quota on requests.cpu refuses a pod that states none, naming the container.
 
 use std::time::Duration;
@@ -102,6 +103,46 @@ fn quota_enforcement() -> String {
     let freed_after = freed.elapsed();
     run_pod(&k, "p3").ok().stdout_has("pod/p3 created");
     wait_used(&k, "q", "pods", "2", "2");
+
+    // A controller's create is refused the same way; the ReplicaSet reports it as an
+    // event naming the generated pod.
+    k.run(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=nginx:1.27",
+    ])
+    .ok();
+    let event = eventually(SETTLE, || {
+        let out = k
+            .run(&[
+                "get",
+                "events",
+                "-n",
+                "team",
+                "--field-selector",
+                "reason=FailedCreate",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            .ok()
+            .stdout;
+        if out.contains("exceeded quota") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    });
+    assert!(
+        event.contains("Error creating: pods \"web-")
+            && event.contains(
+                "\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+            ),
+        "{event}"
+    );
+    k.run(&["delete", "deployment", "web", "-n", "team"]).ok();
 
     // A quota on cpu requests needs every container to state one.
     k.run(&[

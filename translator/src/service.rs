@@ -289,8 +289,10 @@ impl ObjectService {
         }
         let ns = if res.namespaced { namespace } else { None };
         // ResourceQuota admission runs last, on the defaulted object (upstream's
-        // validating admission), and reserves the usage it admits.
-        self.admit_quota(res, ns, &obj, &requested_name, opts.dry_run)
+        // validating admission, which names the object by its generated name too), and
+        // reserves the usage it admits.
+        let admitted_name = meta_str(&obj, "name").unwrap_or_default().to_string();
+        self.admit_quota(res, ns, &obj, &admitted_name, opts.dry_run)
             .await?;
         if opts.dry_run {
             let name = meta_str(&obj, "name").unwrap_or_default().to_string();
