@@ -343,9 +343,19 @@ impl CronJobController {
         active: &mut Vec<Value>,
     ) -> Result<(), ApiError> {
         let name = job_name(meta(cj, "name"), scheduled);
-        if jobs.iter().any(|j| meta(j, "name") == name)
-            || time_of(status.get("lastScheduleTime")).is_some_and(|t| t >= scheduled)
-        {
+        if time_of(status.get("lastScheduleTime")).is_some_and(|t| t >= scheduled) {
+            return Ok(());
+        }
+        // Created by an earlier pass whose status write was lost: record it now.
+        if let Some(existing) = jobs.iter().find(|j| meta(j, "name") == name) {
+            if finished_at(existing).is_none()
+                && !active
+                    .iter()
+                    .any(|r| str_at(r, "/uid") == meta(existing, "uid"))
+            {
+                active.push(object_ref(existing));
+            }
+            status["lastScheduleTime"] = json!(rfc3339(scheduled));
             return Ok(());
         }
         if let Some(deadline) = cj
