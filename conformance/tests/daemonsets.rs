@@ -2,7 +2,8 @@
 //! Node, each bound by placement to the Node its node affinity names; `kubectl rollout
 //! status ds` returns; `kubectl get ds` counts as upstream; `kubectl set image` rolls every
 //! pod to the new image, `rollout history` lists both revisions and `rollout undo` goes
-//! back; a `nodeSelector` restricts the DaemonSet to the labelled Node.
+//! back; a `nodeSelector` restricts the DaemonSet to the labelled Node; a Node that joins
+//! later gets its pod.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -93,7 +94,7 @@ fn one_per_node(k: &Kubectl, app: &str, nodes: &BTreeSet<String>, image: &str) {
 }
 
 fn mesh_daemonset() -> String {
-    let mesh = match Mesh::start_with(3, &["--runtime", "sim"]) {
+    let mut mesh = match Mesh::start_with(3, &["--runtime", "sim"]) {
         Ok(m) => m,
         Err(e) => panic!("a mesh of 3 did not start: {e}"),
     };
@@ -193,9 +194,25 @@ fn mesh_daemonset() -> String {
     one_per_node(&k, "edge", &BTreeSet::from([chosen.clone()]), "edge:1");
     let ds = k.get_json(&["ds", "edge"]);
     assert_eq!(ds["status"]["desiredNumberScheduled"], 1, "{ds}");
+    // A Node that joins later gets its daemon pod too.
+    if let Err(e) = mesh.add_node() {
+        panic!("a 4th node did not join: {e}");
+    }
+    let joined = Instant::now();
+    let api = mesh.node(0).api();
+    let all = eventually(SETTLE, || {
+        let ready = ready_nodes(&api);
+        (ready.len() == 4)
+            .then_some(ready.clone())
+            .ok_or(format!("ready nodes: {ready:?}"))
+    });
+    one_per_node(&k, "agent", &all, "agent:1");
+    let new_node_after = joined.elapsed();
     format!(
-        "3 nodes: first rollout {:.1} s, image update of 3 pods {:.1} s (never fewer than \
+        "4th node ran its daemon pod {:.1} s after joining; \
+         3 nodes: first rollout {:.1} s, image update of 3 pods {:.1} s (never fewer than \
          {least_available} available); undo restores agent:1; nodeSelector keeps `edge` on {chosen}",
+        new_node_after.as_secs_f64(),
         first_rollout.as_secs_f64(),
         update_took.as_secs_f64()
     )
