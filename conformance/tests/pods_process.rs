@@ -3,7 +3,8 @@
 //! - env from a ConfigMap, a Secret (`envFrom` with a prefix too) and the downward API, a
 //!   `$(VAR)` reference in args and a configMap volume reach the process: `kubectl logs`
 //!   shows them, and the pod is Running and Ready with podIP = hostIP; `kubectl exec`
-//!   runs in its environment (stdin piped, exit code reported);
+//!   runs in its environment (stdin piped, exit code reported); `logs -f` follows until the
+//!   container exits; `attach -i` feeds a `stdin: true` container;
 //! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
 //!   upstream's message, and the pod starts once the ConfigMap exists;
 //! - a crashing command shows CrashLoopBackOff with a growing restart count, its
@@ -164,6 +165,64 @@ spec:
     assert_eq!(piped.stdout, "SHOUT\n", "{}", piped.brief());
     k.run(&["delete", "pod", "envpod", "--grace-period=1"]).ok();
     "env/volume pod Ready, logs as written".to_string()
+}
+
+/// `kubectl logs -f` follows a running container until it exits; `kubectl attach -i`
+/// feeds a `stdin: true` container and shows what it prints.
+fn follow_and_attach(k: &Kubectl) {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: counter}}
+spec:
+  nodeName: {NODE}
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "sleep 1; for i in 1 2 3; do echo line $i; sleep 0.5; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: echoer}}
+spec:
+  nodeName: {NODE}
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    stdin: true
+    stdinOnce: true
+    command: ["/bin/sh", "-c", "while read l; do echo got $l; done; echo bye"]
+"#
+    );
+    k.apply(&manifest).ok();
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/counter",
+        "--timeout=30s",
+    ])
+    .ok();
+    let t = Instant::now();
+    let followed = k.run(&["logs", "-f", "counter"]).ok();
+    assert_eq!(followed.stdout, "line 1\nline 2\nline 3\n");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/echoer",
+        "--timeout=30s",
+    ])
+    .ok();
+    let attached = k.run_stdin(&["attach", "-i", "echoer"], "hi\nthere\n");
+    assert!(
+        attached.stdout.contains("got hi\ngot there\n"),
+        "{}",
+        attached.brief()
+    );
+    k.run(&["delete", "pod", "counter", "echoer", "--grace-period=1"])
+        .ok();
 }
 
 fn missing_config_then_created(k: &Kubectl) {
@@ -513,6 +572,7 @@ fn process_pods() -> String {
         Err(why) => skip(why),
     };
     let mut notes = vec![env_volumes_and_logs(&k)];
+    follow_and_attach(&k);
     missing_config_then_created(&k);
     never_succeeds(&k);
     notes.push(graceful_delete(&k, &node));

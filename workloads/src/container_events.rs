@@ -169,7 +169,8 @@ mod tests {
         let fresh = json!({"metadata": {"name": "p", "namespace": "d", "uid": "u"}});
         let reasons: Vec<&str> = transitions(&fresh, &running).iter().map(|e| e.1).collect();
         assert_eq!(reasons, ["Pulled", "Created", "Started"]);
-        let stored = json!({"status": {"containerStatuses": [
+        let stored = json!({"metadata": {"name": "p", "namespace": "d", "uid": "u"},
+            "status": {"containerStatuses": [
             {"name": "c", "containerID": "process://1", "restartCount": 0, "state": {"running": {}}}]}});
         assert!(transitions(&stored, &running).is_empty());
         let backoff = status(
