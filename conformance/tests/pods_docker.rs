@@ -147,6 +147,19 @@ spec:
     k.run(&["logs", "deployment/hello", "--timestamps"])
         .ok()
         .stdout_has("Z hello\n");
+    // -f keeps streaming while the container runs.
+    let mut follow = match k.spawn(&["logs", "-f", &name]) {
+        Ok(r) => r,
+        Err(e) => panic!("kubectl logs -f: {e}"),
+    };
+    let line = follow.wait_for_line(Duration::from_secs(10), |l| l == "hello");
+    assert!(line.is_some(), "logs -f: {}", follow.describe());
+    assert!(
+        follow.is_running(),
+        "logs -f ended early: {}",
+        follow.describe()
+    );
+    drop(follow);
     let exec = k.run(&["exec", &name, "--", "echo", "hi"]).ok();
     assert_eq!(exec.stdout, "hi\n");
     let hostname = k
