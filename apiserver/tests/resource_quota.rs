@@ -83,3 +83,42 @@ async fn racing_creates_never_exceed_the_quota() {
             "configmaps \"b\" is forbidden: exceeded quota: q, requested: count/configmaps=1, used: count/configmaps=1, limited: count/configmaps=1",
         );
 }
+
+#[tokio::test]
+async fn a_service_turning_node_port_is_charged_for_its_ports() {
+    let node = Node::start().await;
+    node.create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    )
+    .await;
+    node.create(
+        "/api/v1/namespaces/team/resourcequotas",
+        json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q"},
+               "spec": {"hard": {"services.nodeports": "1"}}}),
+    )
+    .await;
+    node.create(
+        "/api/v1/namespaces/team/services",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"selector": {"app": "s"}, "ports": [
+                   {"name": "a", "port": 80}, {"name": "b", "port": 81}]}}),
+    )
+    .await;
+    node.patch("/api/v1/namespaces/team/services/s")
+        .merge(&json!({"spec": {"type": "NodePort"}}))
+        .send()
+        .await
+        .status_error(
+            403,
+            "Forbidden",
+            "services \"s\" is forbidden: exceeded quota: q, requested: services.nodeports=2, used: services.nodeports=0, limited: services.nodeports=1",
+        );
+    // An update that adds nothing is not charged.
+    let labelled = node
+        .patch("/api/v1/namespaces/team/services/s")
+        .merge(&json!({"metadata": {"labels": {"x": "y"}}}))
+        .send()
+        .await;
+    assert_eq!(labelled.status.as_u16(), 200, "{}", labelled.text());
+}

@@ -472,13 +472,55 @@ impl ObjectService {
         name: &str,
         dry_run: bool,
     ) -> Result<()> {
+        self.admit_quota_delta(res, ns, obj, usage_of(res, obj), name, dry_run)
+            .await
+    }
+
+    /// Upstream's ResourceQuota admission for an update: only Services and
+    /// PersistentVolumeClaims are charged on update (a Service turning NodePort or
+    /// LoadBalancer, a claim asking for more storage), for what the update adds.
+    pub(crate) async fn admit_quota_update(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        old: &Value,
+        new: &Value,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<()> {
+        if !(res.group.is_empty()
+            && matches!(res.plural.as_str(), "services" | "persistentvolumeclaims"))
+        {
+            return Ok(());
+        }
+        let before = usage_of(res, old);
+        let delta: Usage = usage_of(res, new)
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let grown = v - before.get(&k).copied().unwrap_or(0);
+                (grown > 0).then_some((k, grown))
+            })
+            .collect();
+        self.admit_quota_delta(res, ns, new, delta, name, dry_run)
+            .await
+    }
+
+    /// Checks `delta` (what the write adds) against the quotas of `ns` and reserves it.
+    async fn admit_quota_delta(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        obj: &Value,
+        delta: Usage,
+        name: &str,
+        dry_run: bool,
+    ) -> Result<()> {
         let (Some(ns), true) = (ns, res.namespaced) else {
             return Ok(());
         };
         let Some(quotas_res) = self.registry.get("", "v1", "resourcequotas") else {
             return Ok(());
         };
-        let delta = usage_of(res, obj);
         if delta.is_empty() {
             return Ok(());
         }

@@ -370,6 +370,8 @@ impl ObjectService {
             let (mut new, warnings) =
                 self.prepare_update(res, name, part, &current, desired, opts)?;
             keep_managed_fields_times(&current, &mut new);
+            self.admit_quota_update(res, ns, &current, &new, name, opts.dry_run)
+                .await?;
             if opts.dry_run {
                 if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
                     && let Some(rv) = &current_rv
