@@ -15,6 +15,7 @@ use beemesh_translator::service::{ObjectService, Part, WriteOptions};
 use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo, selector::LabelSelector};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::change_wait::wait_for_change;
@@ -29,6 +30,8 @@ const SHORT: Duration = Duration::from_millis(250);
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Shortest time between the starts of two passes.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Controllers synced at once in a pass.
+const PARALLEL_SYNCS: usize = 32;
 /// Upstream's burstReplicas: most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
 
@@ -503,14 +506,24 @@ impl ReplicaSetController {
     /// true when one wants another look soon.
     pub async fn reconcile_all(&self) -> Result<bool, ApiError> {
         let pods_res = self.resource(("", "v1", "pods"))?;
-        let mut by_ns: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        // A controller only looks at the pods it controls and the orphans of its
+        // namespace (it may adopt those): grouped once per pass, not filtered per owner.
+        let mut by_owner: HashMap<(String, String), Vec<Value>> = HashMap::new();
+        let mut orphans: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for pod in self.list(&pods_res)? {
-            if let Some(ns) = meta(&pod, "namespace") {
-                by_ns.entry(ns.to_string()).or_default().push(pod);
+            let Some(ns) = meta(&pod, "namespace").map(str::to_string) else {
+                continue;
+            };
+            match controller_ref(&pod).and_then(|r| r.get("uid").and_then(Value::as_str)) {
+                Some(owner) => by_owner
+                    .entry((ns, owner.to_string()))
+                    .or_default()
+                    .push(pod),
+                None => orphans.entry(ns).or_default().push(pod),
             }
         }
-        let mut soon = false;
         let mut live = HashSet::new();
+        let mut work = Vec::new();
         for kind in [Kind::ReplicaSet, Kind::ReplicationController] {
             let res = self.resource(kind.resource())?;
             for owner in self.list(&res)? {
@@ -525,20 +538,37 @@ impl ReplicaSetController {
                 if !self.service.store.is_home(&res, Some(ns), name) {
                     continue;
                 }
-                let empty = Vec::new();
-                let pods = by_ns.get(ns).unwrap_or(&empty);
-                match self.sync(kind, &res, &pods_res, &owner, pods).await {
-                    Ok(s) => soon |= s.soon,
-                    Err(e) if e.code() == 404 || e.code() == 409 => soon = true,
-                    Err(e) => {
-                        tracing::warn!(error = %e, kind = kind.kind(), namespace = ns, name, "sync failed");
-                        soon = true;
-                    }
-                }
+                let mut pods = by_owner
+                    .remove(&(ns.to_string(), uid.to_string()))
+                    .unwrap_or_default();
+                pods.extend(orphans.get(ns).into_iter().flatten().cloned());
+                work.push((kind, res.clone(), owner, pods));
             }
         }
+        // Controllers are independent: synced together, their writes share group commits.
+        let pods_res = &pods_res;
+        let results: Vec<bool> = futures::stream::iter(work)
+            .map(|(kind, res, owner, pods)| async move {
+                match self.sync(kind, &res, pods_res, &owner, &pods).await {
+                    Ok(s) => s.soon,
+                    Err(e) if e.code() == 404 || e.code() == 409 => true,
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            kind = kind.kind(),
+                            namespace = meta(&owner, "namespace").unwrap_or_default(),
+                            name = meta(&owner, "name").unwrap_or_default(),
+                            "sync failed"
+                        );
+                        true
+                    }
+                }
+            })
+            .buffer_unordered(PARALLEL_SYNCS)
+            .collect()
+            .await;
         self.expectations.forget_others(&live);
-        Ok(soon)
+        Ok(results.into_iter().any(|soon| soon))
     }
 
     /// Upstream's syncReplicaSet for one controller.
@@ -808,7 +838,7 @@ impl ReplicaSetController {
                         Err(e) => error = Some(e),
                     }
                 }
-                for n in &names {
+                futures::future::join_all(names.iter().map(|n| {
                     self.event(
                         kind,
                         owner,
@@ -816,8 +846,8 @@ impl ReplicaSetController {
                         "SuccessfulCreate",
                         format!("Created pod: {n}"),
                     )
-                    .await;
-                }
+                }))
+                .await;
                 self.expectations.expect(uid, names, Vec::new());
                 if let Some(e) = error {
                     // A terminating namespace refuses new pods; upstream does not report it.
