@@ -1110,6 +1110,28 @@ impl DockerRuntime {
     }
 }
 
+/// One log entry (`<RFC 3339 nano> <line>`) kept when written at or after `since`, with its
+/// timestamp when asked for; without `since`, as it came.
+fn since_filter(entry: Bytes, since: Option<DateTime<Utc>>, timestamps: bool) -> Option<Bytes> {
+    let Some(since) = since else {
+        return Some(entry);
+    };
+    let Some(space) = entry.iter().position(|b| *b == b' ') else {
+        return Some(entry);
+    };
+    let written = std::str::from_utf8(&entry[..space])
+        .ok()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    if written.is_some_and(|w| w.with_timezone(&Utc) < since) {
+        return None;
+    }
+    Some(if timestamps {
+        entry
+    } else {
+        entry.slice(space + 1..)
+    })
+}
+
 /// Output of an exec or attach split into stdout and stderr; the returned receiver fires
 /// when the output ended.
 fn demux(
@@ -1346,24 +1368,31 @@ impl Runtime for DockerRuntime {
                     )),
                 });
             };
+            // The engine's `since` is whole seconds: ask for timestamps and drop the lines
+            // before the exact time here (and the timestamps again when not asked for).
+            let since = options.since;
+            let timestamps = options.timestamps;
             let mut builder = LogsOptionsBuilder::new()
                 .stdout(true)
                 .stderr(true)
                 .follow(options.follow)
-                .timestamps(options.timestamps);
+                .timestamps(timestamps || since.is_some());
             if let Some(n) = options.tail_lines {
                 builder = builder.tail(&n.to_string());
             }
-            if let Some(since) = options.since {
+            if let Some(since) = since {
                 builder = builder.since(i32::try_from(since.timestamp()).unwrap_or(0));
             }
             let stream = self
                 .shared
                 .docker
                 .logs(&found.id, Some(builder.build()))
-                .map(|item| {
-                    item.map(|o| o.into_bytes())
-                        .map_err(|e| std::io::Error::other(e.to_string()))
+                .filter_map(move |item| {
+                    let out = match item {
+                        Ok(entry) => since_filter(entry.into_bytes(), since, timestamps).map(Ok),
+                        Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+                    };
+                    futures::future::ready(out)
                 });
             let stream: ByteStream = match options.limit_bytes {
                 None => Box::pin(stream),
@@ -1728,6 +1757,16 @@ mod tests {
         let tail = collect(rt.logs(&uid, "app", &stamped).await.unwrap()).await;
         assert!(tail.ends_with("Z oops\n"), "{tail}");
         assert_eq!(tail.lines().count(), 1);
+        // `since` just before the second line's time: only that line (the first is 1 s older).
+        let written = DateTime::parse_from_rfc3339(tail.split(' ').next().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        let since = LogOptions {
+            since: Some(written - chrono::Duration::milliseconds(100)),
+            ..LogOptions::default()
+        };
+        let recent = collect(rt.logs(&uid, "app", &since).await.unwrap()).await;
+        assert_eq!(recent, "oops\n");
 
         let request = StreamRequest {
             command: vec![
@@ -1979,6 +2018,28 @@ mod tests {
         })
         .await;
         cleanup(&rt).await;
+    }
+
+    #[test]
+    fn since_is_exact_below_the_engines_seconds() {
+        let entry = Bytes::from_static(b"2026-01-01T00:00:00.500000000Z line\n");
+        let at = |s: &str| Some(DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc));
+        assert_eq!(
+            since_filter(entry.clone(), None, false),
+            Some(entry.clone())
+        );
+        assert_eq!(
+            since_filter(entry.clone(), at("2026-01-01T00:00:00.4Z"), false),
+            Some(Bytes::from_static(b"line\n"))
+        );
+        assert_eq!(
+            since_filter(entry.clone(), at("2026-01-01T00:00:00.4Z"), true),
+            Some(entry.clone())
+        );
+        assert_eq!(
+            since_filter(entry, at("2026-01-01T00:00:00.6Z"), false),
+            None
+        );
     }
 
     #[test]
