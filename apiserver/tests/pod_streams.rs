@@ -124,6 +124,11 @@ async fn logs_of_a_process_pod_and_upstreams_errors() {
         "BadRequest",
         "container \"a\" in pod \"two\" is waiting to start: ContainerCreating",
     );
+    let r = node
+        .get(&format!("{PODS}/two/portforward?ports=80"))
+        .send()
+        .await;
+    r.status_error(400, "BadRequest", "pod two does not have a host assigned");
     // exec checks the same before any upgrade.
     let r = node
         .get(&format!(

@@ -113,12 +113,16 @@ pub async fn handle(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    if sub != "portforward" && node_name.is_empty() {
-        return Err(waiting_to_start(&pod, &container, "ContainerCreating"));
+    if node_name.is_empty() {
+        return Err(if sub == "portforward" {
+            ApiError::bad_request(format!("pod {} does not have a host assigned", pod.name))
+        } else {
+            waiting_to_start(&pod, &container, "ContainerCreating")
+        });
     }
     let streams = state.node_streams();
     let here = streams.as_ref().is_some_and(|s| s.node_name == node_name);
-    if !here && !node_name.is_empty() {
+    if !here {
         // A request already proxied once is never proxied again (no loops when two nodes
         // disagree about a binding for a moment).
         if proxied {
