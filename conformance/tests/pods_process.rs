@@ -11,6 +11,8 @@
 //!   lastState, `kubectl logs --previous` and the kubelet's Pulled/Created/Started/BackOff
 //!   events;
 //! - a `restartPolicy: Never` pod that exits 0 reaches Succeeded (its log still readable);
+//! - init containers run first (Initialized False meanwhile) and share an emptyDir with the
+//!   app; a failing one under `Never` fails the pod (`Init:Error`);
 //! - `kubectl delete` sends SIGTERM (a trap sees it) and waits no longer than needed; a
 //!   process ignoring it is killed after its grace period while other pods start;
 //! - a failing readiness probe keeps the pod not Ready until it passes; a failing liveness
@@ -222,6 +224,92 @@ spec:
         attached.brief()
     );
     k.run(&["delete", "pod", "counter", "echoer", "--grace-period=1"])
+        .ok();
+}
+
+/// Init containers run first and share an emptyDir with the app; a failing one under
+/// `restartPolicy: Never` fails the pod.
+fn init_containers(k: &Kubectl) {
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: inited}}
+spec:
+  nodeName: {NODE}
+  volumes: [{{name: work, emptyDir: {{}}}}]
+  initContainers:
+  - name: prep
+    image: busybox
+    command: ["/bin/sh", "-c", "sleep 1; echo prepared > work/msg"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "cat work/msg; exec sleep 3600"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badinit}}
+spec:
+  nodeName: {NODE}
+  restartPolicy: Never
+  initContainers:
+  - name: prep
+    image: busybox
+    command: ["/bin/sh", "-c", "exit 2"]
+  containers:
+  - name: main
+    image: busybox
+    command: ["/bin/sh", "-c", "echo never"]
+"#
+    );
+    k.apply(&manifest).ok();
+    let initializing = wait_pod(k, "inited", Duration::from_secs(20), |p| {
+        p.pointer("/status/initContainerStatuses/0/state/running")
+            .is_some()
+    });
+    let init_cond = initializing["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Initialized").cloned())
+        .unwrap_or_default();
+    assert_eq!(init_cond["status"], "False", "{init_cond}");
+    assert_eq!(
+        init_cond["reason"], "ContainersNotInitialized",
+        "{init_cond}"
+    );
+    k.run(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/inited",
+        "--timeout=30s",
+    ])
+    .ok();
+    let pod = k.get_json(&["pod", "inited"]);
+    assert_eq!(
+        pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed",
+        "{}",
+        pod["status"]
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !k.run(&["logs", "inited"]).ok().stdout.contains("prepared") {
+        assert!(
+            Instant::now() < deadline,
+            "the app never read the init container's file"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let failed = wait_pod(k, "badinit", Duration::from_secs(20), |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    assert_eq!(
+        failed["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 2,
+        "{}",
+        failed["status"]
+    );
+    let table = k.run(&["get", "pod", "badinit"]).ok();
+    assert_eq!(table.table().cell("badinit", "STATUS"), "Init:Error");
+    k.run(&["delete", "pod", "inited", "badinit", "--grace-period=1"])
         .ok();
 }
 
@@ -573,6 +661,7 @@ fn process_pods() -> String {
     };
     let mut notes = vec![env_volumes_and_logs(&k)];
     follow_and_attach(&k);
+    init_containers(&k);
     missing_config_then_created(&k);
     never_succeeds(&k);
     notes.push(graceful_delete(&k, &node));

@@ -254,7 +254,24 @@ fn phase(containers: &[ContainerStatus], restart_policy: &str) -> &'static str {
 
 /// The phase the runtime's report means for this pod.
 fn phase_of(rt: &PodRuntimeStatus, start: &PodStart) -> &'static str {
+    let init_failed = rt
+        .init_containers
+        .iter()
+        .any(|c| matches!(c.state, ContainerState::Terminated { exit_code, .. } if exit_code != 0));
+    if init_failed && start.restart_policy == "Never" {
+        // A failed init container is not retried under `Never`: the pod has failed.
+        return "Failed";
+    }
     phase(&rt.containers, &start.restart_policy)
+}
+
+/// Init containers that have not completed (not terminated with exit code 0).
+fn incomplete_init(rt: &PodRuntimeStatus) -> Vec<&str> {
+    rt.init_containers
+        .iter()
+        .filter(|c| !matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }))
+        .map(|c| c.name.as_str())
+        .collect()
 }
 
 /// The pod's whole `status` from what the runtime reports, as the kubelet computes it
@@ -274,7 +291,7 @@ pub fn pod_status_probed(
     unready: &[String],
 ) -> Value {
     let start = pod_start(pod);
-    let phase = phase(&rt.containers, &start.restart_policy);
+    let phase = phase_of(rt, &start);
     let terminal = phase == "Succeeded" || phase == "Failed";
     let ready_of = |c: &ContainerStatus| {
         matches!(c.state, ContainerState::Running { .. }) && !unready.contains(&c.name)
@@ -298,9 +315,22 @@ pub fn pod_status_probed(
         )
     };
     let sandbox = !terminal;
+    let incomplete = incomplete_init(rt);
     let mut conditions = vec![
         condition(pod, "PodReadyToStartContainers", sandbox, None, now),
-        condition(pod, "Initialized", true, None, now),
+        condition(
+            pod,
+            "Initialized",
+            incomplete.is_empty(),
+            Some((
+                "ContainersNotInitialized",
+                format!(
+                    "containers with incomplete status: [{}]",
+                    incomplete.join(" ")
+                ),
+            )),
+            now,
+        ),
         condition(pod, "Ready", all_ready, Some(unready.clone()), now),
         condition(pod, "ContainersReady", all_ready, Some(unready), now),
         condition(pod, "PodScheduled", true, None, now),
