@@ -888,11 +888,7 @@ impl PodTask {
             }
         };
         slot.attempt = attempt;
-        // The run before the previous one goes; the previous one stays for `--previous`.
-        if let Some(old) = slot.previous.take() {
-            self.shared.remove(&old).await;
-        }
-        slot.previous = slot.current.take();
+        // The ended run stays as `previous` (for `--previous`) until the next one ends.
         slot.current = Some(created.id.clone());
         slot.not_before = None;
         if let Err(e) = self.shared.docker.start_container(&created.id, None).await {
@@ -1872,6 +1868,57 @@ mod tests {
         assert_eq!(logs, "run\n");
         cleanup(&rt).await;
         assert!(rt.shared.list_pod(&uid).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_previous_logs_are_the_run_before() {
+        let Some(rt) = runtime("previous").await else {
+            return;
+        };
+        let image = rt.sandbox_image().await.unwrap();
+        let uid = format!("prev-{}", std::process::id());
+        // Runs are counted in a volume (the only state that outlives a container).
+        let mut spec = busybox(
+            &image,
+            "app",
+            "n=$(cat /v/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /v/n; echo run $n; \
+             [ $n -ge 2 ] && exec /bin/busybox sleep 3600; exit 3",
+        );
+        let volume = rt.pod_volume_dir(&uid).unwrap().join("state");
+        std::fs::create_dir_all(&volume).unwrap();
+        spec.mounts = vec![super::super::VolumeMount {
+            host_path: volume,
+            container_path: "/v".into(),
+            read_only: false,
+        }];
+        rt.start_pod(&pod(&uid, "Always", vec![spec]))
+            .await
+            .unwrap();
+        let s = until(&rt, &uid, "running again", |s| {
+            matches!(s.containers[0].state, ContainerState::Running { .. })
+                && s.containers[0].restart_count == 1
+        })
+        .await;
+        assert!(matches!(
+            s.containers[0].last_state,
+            Some(ContainerState::Terminated { exit_code: 3, .. })
+        ));
+        let previous = LogOptions {
+            previous: true,
+            ..LogOptions::default()
+        };
+        let before = collect(rt.logs(&uid, "app", &previous).await.unwrap()).await;
+        assert_eq!(before, "run 1\n");
+        let mut now = String::new();
+        for _ in 0..50 {
+            now = collect(rt.logs(&uid, "app", &LogOptions::default()).await.unwrap()).await;
+            if !now.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(now, "run 2\n");
+        cleanup(&rt).await;
     }
 
     #[tokio::test]
