@@ -223,6 +223,7 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[&Value], now: DateT
     let rolling = str_at(ds, "/spec/updateStrategy/type") != "OnDelete";
     let mut by_node: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     let node_names: HashSet<&str> = nodes.iter().map(|n| meta(n, "name")).collect();
+    let mut terminating: HashSet<String> = HashSet::new();
     for pod in pods {
         match node_of(pod) {
             // Finished daemon pods are deleted, so a new one replaces them.
@@ -235,7 +236,15 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[&Value], now: DateT
             Some(n) if node_names.contains(n.as_str()) && is_active(pod) => {
                 by_node.entry(n).or_default().push(pod);
             }
-            // Terminating pods on existing Nodes: wait for them to go.
+            // A terminating pod still holds its node (host ports, say): as upstream, no
+            // replacement until it is gone.
+            Some(n)
+                if node_names.contains(n.as_str())
+                    && deleting(pod)
+                    && !matches!(str_at(pod, "/status/phase"), "Failed" | "Succeeded") =>
+            {
+                terminating.insert(n);
+            }
             Some(n) if node_names.contains(n.as_str()) => {}
             // A pod for a Node that no longer exists.
             _ if is_active(pod) => out.delete.push(meta(pod, "name").to_string()),
@@ -270,7 +279,11 @@ pub fn plan(ds: &Value, hash: &str, nodes: &[Value], pods: &[&Value], now: DateT
             continue;
         }
         if should_run && here.is_empty() {
-            out.create.push(name.clone());
+            if terminating.contains(&name) {
+                out.recheck = true;
+            } else {
+                out.create.push(name.clone());
+            }
         }
         // Duplicates: keep the oldest (during a surge, the oldest of each revision).
         let mut keep: Vec<&Value> = Vec::new();
@@ -864,6 +877,16 @@ mod tests {
         let p = plan(&d, "new", &nodes, &refs2, Utc::now());
         assert_eq!(p.delete, ["p1"]);
         assert_eq!(p.status["updatedNumberScheduled"], 1);
+        // A node whose old pod is still terminating waits for it.
+        let mut going = pod("p1", "n1", "old", true);
+        going["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:01:00Z");
+        let rest: Vec<&Value> = vec![&going, &pods[1], &pods[2]];
+        let d1 = ds(json!({}));
+        let p = plan(&d1, "new", &nodes, &rest, Utc::now());
+        assert!(p.create.is_empty(), "{p:?}");
+        assert!(p.recheck);
+        let p = plan(&d1, "new", &nodes, &refs[1..], Utc::now());
+        assert_eq!(p.create, ["n1"]);
         // OnDelete never replaces.
         let d = ds(json!({"updateStrategy": {"type": "OnDelete"}}));
         let p = plan(&d, "new", &nodes, &refs, Utc::now());
