@@ -1,8 +1,8 @@
 //! Pods run by a node started with `--runtime process` (host processes, ADR 0010), through
 //! real kubectl 1.33 and the host's /bin/sh:
 //! - env from a ConfigMap, a Secret (`envFrom` with a prefix too) and the downward API, a
-//!   `$(VAR)` reference in args and a configMap volume reach the process: `kubectl logs`
-//!   shows them, and the pod is Running and Ready with podIP = hostIP; `kubectl exec`
+//!   `$(VAR)` reference in args, configMap, secret (items, defaultMode) and downwardAPI
+//!   volumes reach the process: `kubectl logs` shows them, and the pod is Running and Ready with podIP = hostIP; `kubectl exec`
 //!   runs in its environment (stdin piped, exit code reported); `logs -f` follows until the
 //!   container exits; `attach -i` feeds a `stdin: true` container;
 //! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
@@ -84,7 +84,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["/bin/sh", "-c", "echo MODE=$MODE TOKEN=$TOKEN; echo NAME=$MY_NAME NS=$MY_NS APP=$MY_APP; echo CFG_color=$CFG_color; echo FILE=`cat etc/app/mode`; echo ARG=$0; exec sleep 3600", "$(MODE)-arg"]
+    command: ["/bin/sh", "-c", "echo MODE=$MODE TOKEN=$TOKEN; echo NAME=$MY_NAME NS=$MY_NS APP=$MY_APP; echo CFG_color=$CFG_color; echo FILE=`cat etc/app/mode`; echo ARG=$0; echo SECRET=`cat etc/secret/tok` MODE_BITS=`stat -L -c %a etc/secret/tok`; echo LABELS=`cat etc/pod/labels`; exec sleep 3600", "$(MODE)-arg"]
     env:
     - name: MODE
       valueFrom: {{configMapKeyRef: {{name: app, key: mode}}}}
@@ -101,9 +101,15 @@ spec:
       configMapRef: {{name: app}}
     volumeMounts:
     - {{name: cfg, mountPath: /etc/app}}
+    - {{name: sec, mountPath: /etc/secret}}
+    - {{name: pod, mountPath: /etc/pod}}
   volumes:
   - name: cfg
     configMap: {{name: app}}
+  - name: sec
+    secret: {{secretName: creds, defaultMode: 0400, items: [{{key: token, path: tok}}]}}
+  - name: pod
+    downwardAPI: {{items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]}}
 "#
     );
     k.apply(&manifest).ok();
@@ -129,18 +135,18 @@ spec:
     let deadline = Instant::now() + Duration::from_secs(10);
     let logs = loop {
         let out = k.run(&["logs", "envpod"]).ok();
-        if out.stdout.contains("ARG=") || Instant::now() > deadline {
+        if out.stdout.contains("LABELS=") || Instant::now() > deadline {
             break out.stdout;
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(
         logs,
-        "MODE=dev TOKEN=s3cret\nNAME=envpod NS=default APP=web\nCFG_color=blue\nFILE=dev\nARG=dev-arg\n"
+        "MODE=dev TOKEN=s3cret\nNAME=envpod NS=default APP=web\nCFG_color=blue\nFILE=dev\nARG=dev-arg\nSECRET=s3cret MODE_BITS=400\nLABELS=app=\"web\"\n"
     );
     let tail = k.run(&["logs", "envpod", "--tail=1", "--timestamps"]).ok();
     assert!(
-        tail.stdout.ends_with(" ARG=dev-arg\n") && tail.stdout.lines().count() == 1,
+        tail.stdout.ends_with(" LABELS=app=\"web\"\n") && tail.stdout.lines().count() == 1,
         "{}",
         tail.stdout
     );
