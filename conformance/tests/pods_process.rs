@@ -2,9 +2,10 @@
 //! real kubectl 1.33 and the host's /bin/sh:
 //! - env from a ConfigMap, a Secret (`envFrom` with a prefix too) and the downward API, a
 //!   `$(VAR)` reference in args, configMap, secret (items, defaultMode) and downwardAPI
-//!   volumes reach the process: `kubectl logs` shows them, and the pod is Running and Ready with podIP = hostIP; `kubectl exec`
-//!   runs in its environment (stdin piped, exit code reported); `logs -f` follows until the
-//!   container exits; `attach -i` feeds a `stdin: true` container;
+//!   volumes reach the process: `kubectl logs` shows them, and the pod is Running and Ready
+//!   with podIP = hostIP; `kubectl exec` runs in its environment (stdin piped, exit code
+//!   reported); `logs -f` follows until the container exits; `attach -i` feeds a
+//!   `stdin: true` container;
 //! - a missing ConfigMap keeps the container waiting with `CreateContainerConfigError` and
 //!   upstream's message, and the pod starts once the ConfigMap exists;
 //! - a crashing command shows CrashLoopBackOff with a growing restart count, its
