@@ -156,6 +156,8 @@ struct ReplicatedRound {
     bound: Vec<Vec<Value>>,
     /// Whether any bound pod has required anti-affinity terms.
     any_anti_affinity: bool,
+    /// Active pods per (node, controller uid): the spread term of the score.
+    owned: HashMap<(usize, String), i64>,
 }
 
 impl ReplicatedRound {
@@ -166,6 +168,7 @@ impl ReplicatedRound {
             .map(|(i, n)| (fit_name(n).to_string(), i))
             .collect();
         let mut bound: Vec<Vec<Value>> = vec![Vec::new(); nodes.len()];
+        let mut owned: HashMap<(usize, String), i64> = HashMap::new();
         for p in pods {
             if let Some(i) = p
                 .pointer("/spec/nodeName")
@@ -173,6 +176,9 @@ impl ReplicatedRound {
                 .and_then(|n| index.get(n))
                 && fit::is_active(&p)
             {
+                if let Some(owner) = controller_uid(&p) {
+                    *owned.entry((*i, owner.to_string())).or_default() += 1;
+                }
                 bound[*i].push(p);
             }
         }
@@ -189,7 +195,50 @@ impl ReplicatedRound {
             index,
             bound,
             any_anti_affinity,
+            owned,
         }
+    }
+}
+
+/// The uid of the pod's controlling owner (its ReplicaSet, Job, ...), if any.
+fn controller_uid(pod: &Value) -> Option<&str> {
+    pod.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|r| r["controller"] == true)
+        .and_then(|r| r["uid"].as_str())
+}
+
+/// Weight of the spread term against LeastAllocated (upstream's default profile weighs
+/// PodTopologySpread 2 and NodeResourcesFit 1).
+const SPREAD_WEIGHT: i64 = 2;
+
+/// The spread term (0–100) of each bidding node: upstream's default topology spread
+/// (`kubernetes.io/hostname`, ScheduleAnyway) scores a node by how few of the pod's
+/// siblings — pods of the same controller — it already runs, normalised so the node with
+/// the most gets 0 and nodes with none get 100.
+fn spread_scores(counts: &[i64]) -> Vec<i64> {
+    let most = counts.iter().copied().max().unwrap_or(0);
+    counts
+        .iter()
+        .map(|&c| {
+            if most == 0 {
+                100
+            } else {
+                (most - c) * 100 / most
+            }
+        })
+        .collect()
+}
+
+/// The key whose home places `pod`: its controller's (so one node places every pod of a
+/// ReplicaSet or Job in one round and the spread term sees them all, instead of several
+/// homes racing on the same emptiest node), else the pod's own name.
+pub fn placement_key(pod: &Value) -> String {
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    match controller_uid(pod) {
+        Some(uid) => format!("owner-{uid}"),
+        None => name.to_string(),
     }
 }
 
@@ -215,7 +264,9 @@ impl Round for ReplicatedRound {
                     .collect()
             });
         let mut bids = Vec::new();
+        let mut siblings = Vec::new();
         let mut reasons = Vec::new();
+        let owner = controller_uid(pod);
         for (i, node) in self.nodes.iter().enumerate() {
             let state = &self.states[i];
             let why = fit::unfit_with(pod, &want, node, state, cluster.as_deref());
@@ -225,9 +276,15 @@ impl Round for ReplicatedRound {
                     score: fit::score_with(&want, state),
                     up_since: self.up_since[i].clone(),
                 });
+                siblings.push(owner.map_or(0, |o| {
+                    self.owned.get(&(i, o.to_string())).copied().unwrap_or(0)
+                }));
             } else {
                 reasons.push(why);
             }
+        }
+        for (bid, spread) in bids.iter_mut().zip(spread_scores(&siblings)) {
+            bid.score += SPREAD_WEIGHT * spread;
         }
         if bids.is_empty() {
             Tender::NoFit(fit::failed_scheduling_message(self.nodes.len(), &reasons))
@@ -240,6 +297,9 @@ impl Round for ReplicatedRound {
         let Some(&i) = self.index.get(node) else {
             return;
         };
+        if let Some(owner) = controller_uid(pod) {
+            *self.owned.entry((i, owner.to_string())).or_default() += 1;
+        }
         let mut bound = pod.clone();
         bound["spec"]["nodeName"] = json!(node);
         self.states[i].add(&bound);
@@ -356,7 +416,11 @@ impl PlacementController {
                 .to_string();
             let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
             let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
-            if !self.service.store.is_home(&pods, Some(&ns), &name) {
+            if !self
+                .service
+                .store
+                .is_home(&pods, Some(&ns), &placement_key(&pod))
+            {
                 continue;
             }
             seen.push(uid.clone());
@@ -608,6 +672,38 @@ mod tests {
             panic!("every node fits");
         };
         assert_eq!(award(&bids).unwrap().node, "old");
+    }
+
+    #[test]
+    fn a_controllers_pods_spread_over_equal_nodes() {
+        let nodes = vec![
+            node("a", "4", "2026-01-01T00:00:00Z"),
+            node("b", "4", "2026-01-02T00:00:00Z"),
+            node("c", "4", "2026-01-03T00:00:00Z"),
+        ];
+        // A sibling already runs on the longest-up node, which would win the tie.
+        let sibling = |name: &str, node: Option<&str>| {
+            json!({"metadata": {"name": name, "namespace": "d", "ownerReferences": [
+                      {"kind": "ReplicaSet", "name": "rs", "uid": "rs-1", "controller": true}]},
+                   "spec": {"containers": [{}], "nodeName": node}})
+        };
+        let mut round = ReplicatedRound::new(nodes, vec![sibling("p0", Some("a"))]);
+        let mut placed = Vec::new();
+        for name in ["p1", "p2", "p3"] {
+            let pod = sibling(name, None);
+            let Tender::Bids(bids) = round.tender(&pod) else {
+                panic!("every node fits");
+            };
+            let node = award(&bids).unwrap().node.clone();
+            round.awarded(&pod, &node);
+            placed.push(node);
+        }
+        assert_eq!(placed, ["b", "c", "a"]);
+        assert_eq!(placement_key(&sibling("p1", None)), "owner-rs-1");
+        assert_eq!(
+            placement_key(&json!({"metadata": {"name": "solo"}})),
+            "solo"
+        );
     }
 
     #[test]
