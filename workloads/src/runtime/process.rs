@@ -155,7 +155,8 @@ struct ProcPod {
     containers: Vec<Arc<Slot>>,
     /// `Some(grace)` once the pod is being stopped.
     stop: watch::Sender<Option<Duration>>,
-    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// True once every container of the pod has ended after a stop.
+    finished: watch::Sender<bool>,
 }
 
 impl ProcPod {
@@ -260,10 +261,12 @@ async fn copy_lines(
 }
 
 /// Kills a run: SIGTERM to the main process, SIGKILL after `grace` if it is still there.
+/// A later, shorter grace period (a force delete during a graceful one) takes effect.
 async fn kill_run(
     child: &mut Child,
     pgid: i32,
     grace: Duration,
+    mut shorter: Option<watch::Receiver<Option<Duration>>>,
 ) -> std::io::Result<std::process::ExitStatus> {
     // As a container's PID 1: SIGTERM to the main process only; the rest of its group
     // goes with SIGKILL once it ended (as a PID namespace's members do).
@@ -271,13 +274,26 @@ async fn kill_run(
     unsafe {
         libc::kill(pgid, libc::SIGTERM);
     }
-    match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => status,
-        Err(_) => {
-            signal_group(pgid, libc::SIGKILL);
-            child.wait().await
+    let signalled = tokio::time::Instant::now();
+    let mut deadline = signalled + grace;
+    loop {
+        let changed = async {
+            match shorter.as_mut() {
+                Some(rx) => rx.changed().await.map(|_| *rx.borrow_and_update()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            status = child.wait() => return status,
+            _ = tokio::time::sleep_until(deadline) => break,
+            next = changed => match next {
+                Ok(Some(g)) => deadline = deadline.min(signalled + g),
+                _ => shorter = None,
+            },
         }
     }
+    signal_group(pgid, libc::SIGKILL);
+    child.wait().await
 }
 
 fn exit_code(status: &std::process::ExitStatus) -> i32 {
@@ -390,10 +406,13 @@ async fn run_once(
     let mut restart = slot.restart.subscribe();
     let status = tokio::select! {
         status = child.wait() => status,
-        grace = requested(stop) => kill_run(&mut child, pgid, grace).await,
+        grace = requested(stop) => {
+            let shorter = Some(stop.clone());
+            kill_run(&mut child, pgid, grace, shorter).await
+        }
         grace = requested(&mut restart) => {
             slot.restart.send_replace(None);
-            kill_run(&mut child, pgid, grace).await
+            kill_run(&mut child, pgid, grace, None).await
         }
     };
     // Whatever the group left behind goes too (and its pipes close).
@@ -816,7 +835,7 @@ impl Runtime for ProcessRuntime {
                 init,
                 containers,
                 stop: watch::channel(None).0,
-                supervisor: Mutex::new(None),
+                finished: watch::channel(false).0,
             });
             {
                 let mut pods = self.lock();
@@ -826,10 +845,11 @@ impl Runtime for ProcessRuntime {
                 pods.insert(pod.uid.clone(), proc_pod.clone());
             }
             let handle = tokio::spawn(supervise_pod(proc_pod.clone()));
-            *proc_pod
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            // Finished also when the supervisor panicked, so a stop never waits forever.
+            tokio::spawn(async move {
+                let _ = handle.await;
+                proc_pod.finished.send_replace(true);
+            });
             Ok(())
         })
     }
@@ -843,22 +863,16 @@ impl Runtime for ProcessRuntime {
             let Some(pod) = self.pod(uid) else {
                 return Ok(());
             };
-            pod.stop.send_if_modified(|s| {
-                if s.is_none() {
+            // A second stop with a shorter grace period (a force delete) shortens it.
+            pod.stop.send_if_modified(|s| match s {
+                Some(current) if *current <= grace => false,
+                _ => {
                     *s = Some(grace);
                     true
-                } else {
-                    false
                 }
             });
-            let handle = pod
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(handle) = handle {
-                let _ = handle.await;
-            }
+            let mut finished = pod.finished.subscribe();
+            let _ = finished.wait_for(|done| *done).await;
             self.lock().remove(uid);
             tracing::debug!(%uid, dir = %pod.dir.display(), "process pod stopped");
             Ok(())
@@ -1407,6 +1421,35 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_shorter_second_stop_cuts_the_grace_period() {
+        let dir = scratch("force");
+        let rt = std::sync::Arc::new(runtime(&dir));
+        rt.start_pod(&pod(
+            "u7",
+            "Always",
+            vec![spec("c", "trap '' TERM; while true; do sleep 0.1; done")],
+        ))
+        .await
+        .unwrap();
+        until(&rt, "u7", |s| {
+            matches!(s.containers[0].state, ContainerState::Running { .. })
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = std::time::Instant::now();
+        let slow = {
+            let rt = rt.clone();
+            tokio::spawn(async move { rt.stop_pod("u7", Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rt.stop_pod("u7", Duration::ZERO).await.unwrap();
+        slow.await.unwrap().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(rt.pod_status("u7").await.is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
