@@ -51,6 +51,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// The longest log entry; longer lines are split into partial entries (the CRI's 16 KiB).
+const MAX_LOG_LINE: u64 = 16 * 1024;
 /// How often a followed log is read again.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// How often the agent is asked to look at a live pod again (the runtime changes state by
@@ -242,15 +244,26 @@ async fn copy_lines(
     let mut line = Vec::new();
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
+        // At most MAX_LOG_LINE bytes per entry: a longer line is split into partial (`P`)
+        // entries, as the CRI runtimes do, so no output grows memory without bound.
+        match (&mut reader)
+            .take(MAX_LOG_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        if line.last() == Some(&b'\n') {
+        let tag = if line.last() == Some(&b'\n') {
             line.pop();
-        }
+            "F"
+        } else if line.len() as u64 == MAX_LOG_LINE {
+            "P"
+        } else {
+            "F"
+        };
         let ts = now().to_rfc3339_opts(SecondsFormat::Nanos, true);
-        let mut out = format!("{ts} {stream} F ").into_bytes();
+        let mut out = format!("{ts} {stream} {tag} ").into_bytes();
         out.extend_from_slice(&line);
         out.push(b'\n');
         let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
@@ -551,6 +564,8 @@ struct LogLine<'a> {
     ts: &'a str,
     time: Option<DateTime<Utc>>,
     stream: &'a str,
+    /// `P` for a partial entry (the line goes on in the next one), else `F`.
+    partial: bool,
     text: &'a [u8],
 }
 
@@ -558,7 +573,7 @@ fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
     let mut parts = line.splitn(4, |b| *b == b' ');
     let ts = std::str::from_utf8(parts.next()?).ok()?;
     let stream = std::str::from_utf8(parts.next()?).ok()?;
-    let _tag = parts.next()?;
+    let partial = parts.next()? == b"P";
     let text = parts.next().unwrap_or_default();
     Some(LogLine {
         ts,
@@ -566,6 +581,7 @@ fn parse_line(line: &[u8]) -> Option<LogLine<'_>> {
             .ok()
             .map(|t| t.with_timezone(&Utc)),
         stream,
+        partial,
         text,
     })
 }
@@ -592,7 +608,9 @@ fn render(lines: &[&[u8]], options: &LogOptions, streams: Option<&str>) -> Vec<u
             out.push(b' ');
         }
         out.extend_from_slice(line.text);
-        out.push(b'\n');
+        if !line.partial {
+            out.push(b'\n');
+        }
     }
     out
 }
@@ -1522,6 +1540,31 @@ mod tests {
         .await;
         assert!(s.recheck_after.is_some());
         rt.stop_pod("u6", Duration::ZERO).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_split_into_partial_entries_and_joined_again() {
+        let dir = scratch("long");
+        let rt = runtime(&dir);
+        // 40,000 characters on one line, then a short one without a newline.
+        let script = "head -c 40000 /dev/zero | tr '\\0' x; echo; printf end";
+        rt.start_pod(&pod("u8", "Never", vec![spec("c", script)]))
+            .await
+            .unwrap();
+        until(&rt, "u8", |s| {
+            matches!(s.containers[0].state, ContainerState::Terminated { .. })
+        })
+        .await;
+        let raw = std::fs::read_to_string(dir.join("pods/u8/logs/c/0.log")).unwrap();
+        let tags: Vec<&str> = raw
+            .lines()
+            .map(|l| l.split(' ').nth(2).unwrap_or(""))
+            .collect();
+        assert_eq!(tags, ["P", "P", "F", "F"]);
+        let logs = collect(rt.logs("u8", "c", &LogOptions::default()).await.unwrap()).await;
+        assert_eq!(logs, format!("{}\nend\n", "x".repeat(40000)));
+        rt.stop_pod("u8", Duration::ZERO).await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }
 
