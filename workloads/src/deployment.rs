@@ -16,6 +16,7 @@ use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339
 use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::change_wait::wait_for_change;
@@ -23,6 +24,10 @@ use crate::change_wait::wait_for_change;
 /// Longest wait between passes without a change (progress deadlines, pods of old
 /// ReplicaSets going away under Recreate).
 const RESYNC: Duration = Duration::from_secs(2);
+/// Shortest time between the starts of two passes.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Deployments reconciled at once in a pass.
+const PARALLEL_SYNCS: usize = 32;
 
 pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -678,12 +683,17 @@ impl DeploymentController {
         };
         loop {
             let from = self.service.store.revision();
+            let started = std::time::Instant::now();
             if let Err(e) = self.reconcile_all().await {
                 tracing::warn!(error = %e, "deployment reconcile failed");
             }
             tokio::select! {
                 _ = wait_for_change(&self.service, &deployments, from, RESYNC, |_| true) => {}
                 _ = wait_for_change(&self.service, &replicasets, from, RESYNC, |_| true) => {}
+            }
+            // While many ReplicaSets report status, one pass covers a batch of changes.
+            if let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) {
+                tokio::time::sleep(rest).await;
             }
         }
     }
@@ -706,8 +716,25 @@ impl DeploymentController {
     pub async fn reconcile_all(&self) -> Result<(), ApiError> {
         let deployments = self.resource("deployments")?;
         let rs_res = self.resource("replicasets")?;
-        let all_rs = self.list(&rs_res)?;
+        // ReplicaSets by (namespace, controlling owner uid), grouped once per pass.
+        let mut by_owner: std::collections::HashMap<(String, String), Vec<Value>> =
+            std::collections::HashMap::new();
+        for rs in self.list(&rs_res)? {
+            let owner = rs
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| {
+                    refs.iter()
+                        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+                })
+                .map(|r| str_at(r, "/uid").to_string());
+            if let Some(owner) = owner {
+                let ns = str_at(&rs, "/metadata/namespace").to_string();
+                by_owner.entry((ns, owner)).or_default().push(rs);
+            }
+        }
         let mut pods: Option<Vec<Value>> = None;
+        let mut work = Vec::new();
         for d in self.list(&deployments)? {
             let ns = str_at(&d, "/metadata/namespace").to_string();
             let name = str_at(&d, "/metadata/name").to_string();
@@ -716,34 +743,28 @@ impl DeploymentController {
             {
                 continue;
             }
-            let uid = str_at(&d, "/metadata/uid");
-            let owned: Vec<Rs> = all_rs
-                .iter()
-                .filter(|rs| {
-                    str_at(rs, "/metadata/namespace") == ns
-                        && rs
-                            .pointer("/metadata/ownerReferences")
-                            .and_then(Value::as_array)
-                            .is_some_and(|refs| {
-                                refs.iter().any(|r| {
-                                    r.get("controller").and_then(Value::as_bool) == Some(true)
-                                        && str_at(r, "/uid") == uid
-                                })
-                            })
-                })
-                .map(Rs::read)
-                .collect();
+            let uid = str_at(&d, "/metadata/uid").to_string();
+            let owned: Vec<Rs> = by_owner
+                .get(&(ns.clone(), uid))
+                .map(|rss| rss.iter().map(Rs::read).collect())
+                .unwrap_or_default();
             if Spec::read(&d).recreate && pods.is_none() {
                 let pods_res = self.resource("pods")?;
                 pods = Some(self.list(&pods_res)?);
             }
-            if let Err(e) = self
-                .reconcile(&d, owned, pods.as_deref().unwrap_or(&[]))
-                .await
-            {
-                tracing::warn!(deployment = %name, namespace = %ns, error = %e, "deployment sync failed");
-            }
+            work.push((d, owned, ns, name));
         }
+        // Deployments are independent: reconciled together, their writes share commits.
+        let pods = pods.as_deref().unwrap_or(&[]);
+        futures::stream::iter(work)
+            .map(|(d, owned, ns, name)| async move {
+                if let Err(e) = self.reconcile(&d, owned, pods).await {
+                    tracing::warn!(deployment = %name, namespace = %ns, error = %e, "deployment sync failed");
+                }
+            })
+            .buffer_unordered(PARALLEL_SYNCS)
+            .collect::<Vec<()>>()
+            .await;
         Ok(())
     }
 
