@@ -103,7 +103,13 @@ pub struct ProbeOutcome {
 #[derive(Default)]
 pub struct Prober {
     pods: Mutex<HashMap<String, HashMap<String, ContainerProbes>>>,
+    /// When each pod's `Unhealthy` message was last reported: a failing probe is reported
+    /// once a minute, not every period (the kubelet's recorder folds repeats into a count).
+    reported: Mutex<HashMap<(String, String), Instant>>,
 }
+
+/// How often the same `Unhealthy` message is reported for a pod.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
 
 async fn http_get(host: IpAddr, port: u16, path: &str, timeout: Duration) -> Result<(), String> {
     let attempt = async {
@@ -235,6 +241,24 @@ impl Prober {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
+        self.reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(u, _), _| u != uid);
+    }
+
+    /// Whether a failure message is due to be reported again.
+    fn due(&self, uid: &str, message: &str) -> bool {
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (uid.to_string(), message.to_string());
+        let now = Instant::now();
+        match reported.get(&key) {
+            Some(at) if now.duration_since(*at) < REPORT_EVERY => false,
+            _ => {
+                reported.insert(key, now);
+                true
+            }
+        }
     }
 
     /// Runs the probes due for `pod`'s running containers and reports what follows.
@@ -295,8 +319,10 @@ impl Prober {
                     let result = probe_once(runtime, &uid, c, &p.spec, pod_ip).await;
                     p.next = Instant::now() + p.period();
                     if let Err(message) = &result {
-                        out.unhealthy
-                            .push(format!("{kind} probe failed: {message}"));
+                        let message = format!("{kind} probe failed: {message}");
+                        if self.due(&uid, &message) {
+                            out.unhealthy.push(message);
+                        }
                     }
                     let changed = p.record(result.is_ok());
                     if kind != "Readiness" && changed == Some(false) {
@@ -373,6 +399,17 @@ mod tests {
             Err("HTTP probe failed with statuscode: 503".into())
         );
         assert!(http_get(ip, 1, "/", t).await.is_err());
+    }
+
+    #[test]
+    fn a_repeated_failure_is_reported_once_a_minute() {
+        let p = Prober::default();
+        assert!(p.due("u", "Liveness probe failed: x"));
+        assert!(!p.due("u", "Liveness probe failed: x"));
+        assert!(p.due("u", "Liveness probe failed: y"));
+        assert!(p.due("v", "Liveness probe failed: x"));
+        p.forget("u");
+        assert!(p.due("u", "Liveness probe failed: x"));
     }
 
     #[test]
