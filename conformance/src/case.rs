@@ -17,6 +17,11 @@ pub struct Ctx {
 /// Runs `body` against a fresh node with `kubectl.<version>`, records PASS/FAIL/SKIP in the
 /// report, and fails the test (re-panics) when the case failed.
 pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
+    run_case_with(case, version, &[], body)
+}
+
+/// [`run_case`] with `node_args` added to the node's `beemesh up` (e.g. `--runtime sim`).
+pub fn run_case_with(case: &str, version: &str, node_args: &[&str], body: impl FnOnce(&Ctx)) {
     let client = format!("kubectl-{version}");
     let bin = match crate::locate::kubectl_binary(version) {
         Ok(bin) => bin,
@@ -26,7 +31,7 @@ pub fn run_case(case: &str, version: &str, body: impl FnOnce(&Ctx)) {
             return;
         }
     };
-    let node = match Node::start() {
+    let node = match Node::start_with(node_args) {
         Ok(node) => node,
         Err(e) => {
             record(

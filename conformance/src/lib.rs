@@ -16,7 +16,7 @@ pub mod output;
 pub mod report;
 pub mod wait;
 
-pub use case::{Ctx, run_case, run_recorded, skip};
+pub use case::{Ctx, run_case, run_case_with, run_recorded, skip};
 pub use json::{field, has};
 pub use kubectl::{Kubectl, Running};
 pub use mesh::{Mesh, MeshNode};
@@ -45,6 +45,28 @@ pub enum HarnessError {
 /// `fn case(ctx: &Ctx)`, as `case::kubectl_1_27` and so on.
 #[macro_export]
 macro_rules! kubectl_cases {
+    (node_args = $args:expr; $($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn kubectl_1_27() {
+                    $crate::run_case_with(stringify!($case), "1.27", &$args, super::$case)
+                }
+                #[test]
+                fn kubectl_1_31() {
+                    $crate::run_case_with(stringify!($case), "1.31", &$args, super::$case)
+                }
+                #[test]
+                fn kubectl_1_32() {
+                    $crate::run_case_with(stringify!($case), "1.32", &$args, super::$case)
+                }
+                #[test]
+                fn kubectl_1_33() {
+                    $crate::run_case_with(stringify!($case), "1.33", &$args, super::$case)
+                }
+            }
+        )*
+    };
     ($($case:ident),* $(,)?) => {
         $(
             mod $case {

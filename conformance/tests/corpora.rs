@@ -9,11 +9,12 @@
 //!   every run proves it. None relies on a webhook being called: a real cluster would
 //!   refuse what a `failurePolicy: Fail` webhook with no running service guards.
 //!
-//! Per manifest: CRDs first (waiting for `Established`), then everything else with
+//! Per manifest (on a node with `--runtime sim`): CRDs first (waiting for `Established`), then everything else with
 //! client-side `kubectl apply` (server-side for objects too big for the last-applied
 //! annotation), applied twice with the second a no-op (no resourceVersion moves), every
 //! object read back as applied (the manifest's fields against the live object, tolerant of
-//! server defaults), `kubectl diff` empty; then the same with `apply --server-side
+//! server defaults), `kubectl diff` empty, every Deployment, DaemonSet and Job with running
+//! pods; then the same with `apply --server-side
 //! --force-conflicts` (the move from client-side that projects advise); then `kubectl
 //! delete -f` removes everything. A manifest that needs a group nobody serves is left out
 //! with the reason; the case fails with each failed step named.
@@ -27,7 +28,8 @@ use beemesh_conformance::report::{Verdict, record};
 use beemesh_conformance::{Ctx, Kubectl, kubectl_cases, skip};
 use serde_json::Value;
 
-kubectl_cases!(corpora_manifests, corpora_in_repo);
+// The node runs pods (pretending), so the installs' workloads are seen running too.
+kubectl_cases!(node_args = ["--runtime", "sim"]; corpora_manifests, corpora_in_repo);
 
 fn corpora_manifests(ctx: &Ctx) {
     let Some(dir) = corpora_dir() else {
@@ -46,6 +48,26 @@ fn corpora_in_repo(ctx: &Ctx) {
 /// apply can record in `kubectl.kubernetes.io/last-applied-configuration`).
 const ANNOTATIONS_LIMIT: usize = 262_144;
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an install's workloads may take to get running pods, all together.
+const WORKLOADS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a workload's status says its pods run: see [`Run::workloads_run`].
+fn workload_running(kind: &str, obj: &Value) -> bool {
+    let status = &obj["status"];
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    match kind {
+        "Deployment" => {
+            let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+            int(&status["availableReplicas"]) >= want && int(&status["updatedReplicas"]) >= want
+        }
+        "DaemonSet" => {
+            let want = int(&status["desiredNumberScheduled"]);
+            want >= 1 && int(&status["numberReady"]) == want
+        }
+        "Job" => int(&status["active"]) + int(&status["succeeded"]) >= 1,
+        _ => true,
+    }
+}
 
 /// Applies every manifest under `dir`; returns how many were installed (not left out).
 /// Each left-out manifest gets its own SKIP line (`<case>:<file>`) with the reason.
@@ -288,7 +310,55 @@ impl Run<'_> {
         self.idempotent("client-side", crds, rest, false);
         self.read_back("client-side");
         self.diff("client-side", crds, rest);
+        self.workloads_run();
         true
+    }
+
+    /// The install's Deployments, DaemonSets and Jobs get running pods (the node runs
+    /// `--runtime sim`): Deployments reach their replicas available, DaemonSets one ready
+    /// pod per eligible node, Jobs an active or succeeded pod.
+    fn workloads_run(&mut self) {
+        let workloads: Vec<(String, String, String)> = self
+            .install
+            .rest
+            .iter()
+            .filter_map(|d| {
+                let kind = d["kind"].as_str()?;
+                if !matches!(kind, "Deployment" | "DaemonSet" | "Job") {
+                    return None;
+                }
+                Some((
+                    kind.to_string(),
+                    d["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("default")
+                        .to_string(),
+                    d["metadata"]["name"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let deadline = Instant::now() + WORKLOADS_TIMEOUT;
+        for (kind, ns, name) in workloads {
+            let (running, last) = loop {
+                let out =
+                    self.k
+                        .run(&["get", &kind.to_lowercase(), &name, "-n", &ns, "-o", "json"]);
+                let obj: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+                if workload_running(&kind, &obj) {
+                    break (true, obj);
+                }
+                if Instant::now() > deadline {
+                    break (false, obj);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            };
+            if !running {
+                self.fail(
+                    &format!("{kind} {ns}/{name} running under sim"),
+                    format!("status {}", last["status"]),
+                );
+            }
+        }
     }
 
     /// An object too big for the last-applied annotation: plain client-side apply is
