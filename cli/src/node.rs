@@ -131,7 +131,7 @@ fn docker_extra_labels() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The runtime `--runtime` names, refused at startup when it is not built yet.
+/// The runtime `--runtime` names, connected (docker) or set up (process, sim) at startup.
 async fn runtime_of(
     kind: Option<RuntimeKind>,
     node_name: &str,
