@@ -2,8 +2,11 @@
 //! `deletionTimestamp = now + grace` and `deletionGracePeriodSeconds` (see
 //! `translator::deletion`); upstream's kubelet then stops the containers and removes the
 //! pod with a zero grace period. On a node run with `--runtime`, its `pod_agent` does that
-//! at once. This controller is the fallback for every other pod (its node runs no agent,
-//! or is gone): once the deadline passes the pod's home node deletes it with
+//! once the containers stopped. This controller is the fallback for every other pod (its
+//! node runs no agent — the no-runtime taint —, is not Ready, or is gone; a Ready node
+//! with an agent is left to finish, as upstream leaves it to the kubelet, so a pod is not
+//! removed while its processes still run): once the deadline passes the pod's home node
+//! deletes it with
 //! `gracePeriodSeconds: 0` and a uid precondition (finalizers, if any, still hold it); a
 //! pod an agent removed first is a 404, ignored.
 
@@ -16,6 +19,7 @@ use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored
 use beemesh_translator::{ApiError, ResourceInfo};
 
 use crate::change_wait::wait_for_change;
+use crate::node_registration::NO_RUNTIME_TAINT;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -29,6 +33,7 @@ struct Pending {
     namespace: String,
     name: String,
     uid: String,
+    node: Option<String>,
 }
 
 /// The pod as a pending graceful deletion, if it is one.
@@ -46,7 +51,28 @@ fn pending(pod: &Value) -> Option<Pending> {
         namespace: meta.get("namespace")?.as_str()?.to_string(),
         name: meta.get("name")?.as_str()?.to_string(),
         uid: meta.get("uid")?.as_str()?.to_string(),
+        node: pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
     })
+}
+
+/// Whether a Node runs a pod agent and is Ready (so its agent ends its pods' deletions).
+fn agent_runs_on(node: &Value) -> bool {
+    let ready = node
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+    let no_runtime = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| ts.iter().any(|t| t["key"] == NO_RUNTIME_TAINT));
+    ready && !no_runtime
 }
 
 pub struct PodTerminationController {
@@ -63,6 +89,17 @@ impl PodTerminationController {
             .registry
             .get("", "v1", "pods")
             .ok_or_else(|| ApiError::internal("pods are not served"))
+    }
+
+    /// Whether `node` is a Ready Node whose pod agent will finish the deletion itself.
+    fn agent_runs(&self, node: &str) -> bool {
+        let Some(nodes) = self.service.registry.get("", "v1", "nodes") else {
+            return false;
+        };
+        self.service
+            .store
+            .get(&nodes, None, node)
+            .is_ok_and(|n| agent_runs_on(&n))
     }
 
     /// Every pod in a graceful deletion on this replica.
@@ -102,6 +139,9 @@ impl PodTerminationController {
                 .store
                 .is_home(&pods, Some(&p.namespace), &p.name)
             {
+                continue;
+            }
+            if p.node.as_deref().is_some_and(|n| self.agent_runs(n)) {
                 continue;
             }
             let opts = DeleteOptions {
@@ -170,5 +210,16 @@ mod tests {
             "deletionTimestamp": "2026-01-01T00:00:30Z", "deletionGracePeriodSeconds": 0}});
         assert!(pending(&held).is_none());
         assert!(pending(&json!({"metadata": {"name": "p"}})).is_none());
+    }
+
+    #[test]
+    fn a_ready_node_with_an_agent_finishes_its_own_deletions() {
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert!(agent_runs_on(&ready));
+        let mut no_runtime = ready.clone();
+        no_runtime["spec"] = json!({"taints": [{"key": NO_RUNTIME_TAINT, "effect": "NoSchedule"}]});
+        assert!(!agent_runs_on(&no_runtime));
+        let silent = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}});
+        assert!(!agent_runs_on(&silent));
     }
 }
