@@ -329,6 +329,9 @@ pub fn wants_placement(pod: &Value) -> bool {
 
 /// Bindings written at once at the end of a pass.
 const PARALLEL_BINDINGS: usize = 64;
+/// Awards decided before their bindings are written (a pass over a long backlog binds as
+/// it goes).
+const BINDINGS_PER_FLUSH: usize = 256;
 
 /// A pod awarded to a node in a pass, to be bound.
 struct Award {
@@ -441,6 +444,10 @@ impl PlacementController {
                 Ok(Some(award)) => {
                     self.backoff.remove(&uid);
                     awards.push(award);
+                    // A long backlog is bound as it is decided, not only at the end.
+                    if awards.len() >= BINDINGS_PER_FLUSH {
+                        self.bind_all(&pods, std::mem::take(&mut awards)).await;
+                    }
                 }
                 Ok(None) => {
                     let delay = self
@@ -456,16 +463,20 @@ impl PlacementController {
                 }
             }
         }
-        // The round has counted every award already: the bindings are written together,
-        // so the write path commits them in groups rather than one at a time.
-        futures::stream::iter(awards)
-            .map(|award| self.bind(&pods, award))
-            .buffer_unordered(PARALLEL_BINDINGS)
-            .collect::<Vec<()>>()
-            .await;
+        self.bind_all(&pods, awards).await;
         let seen: HashSet<String> = seen.into_iter().collect();
         self.backoff.retain(|uid, _| seen.contains(uid));
         Ok(soonest)
+    }
+
+    /// Writes awards' bindings. The round has counted them already: they are written
+    /// together, so the write path commits them in groups rather than one at a time.
+    async fn bind_all(&self, pods: &ResourceInfo, awards: Vec<Award>) {
+        futures::stream::iter(awards)
+            .map(|award| self.bind(pods, award))
+            .buffer_unordered(PARALLEL_BINDINGS)
+            .collect::<Vec<()>>()
+            .await;
     }
 
     /// Writes one award's binding and its `Scheduled` event.
