@@ -20,7 +20,8 @@
 //! - *startup latency*: created → Running. Also reported: Deployment create sent →
 //!   Running (includes the Deployment and ReplicaSet controllers), and created → bound
 //!   (`spec.nodeName` seen: placement's share).
-//! - *pods/s to Running*: pods Running / (last pod Running − first Deployment create sent).
+//! - *pods/s to Running*: pods Running / (last pod Running − first Deployment create sent);
+//!   for a run that timed out, / (timeout − first create sent).
 //! - *over-placement*: per Deployment (pod label `bench-deploy`), the most pods that
 //!   existed at once (ADDED minus DELETED, terminating pods included), against its
 //!   replicas; and, once settled, the pods that exist. Also the most live pods bound to
@@ -546,6 +547,7 @@ async fn run_one(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let stopped = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let _ = stop_tx.send(true);
     let observed = reader.await.context("the watch reader")?;
@@ -570,7 +572,12 @@ async fn run_one(
             }
         }
     }
-    let wall_seconds = last_running.duration_since(started).as_secs_f64();
+    // A run that timed out is timed to its end, not to the last pod that made it.
+    let wall_seconds = if pods_running < total {
+        stopped.duration_since(started).as_secs_f64()
+    } else {
+        last_running.duration_since(started).as_secs_f64()
+    };
     let startup_summary = Summary::of(&mut startup);
     let replicas_of: HashMap<&str, usize> = plans.iter().map(|(n, r)| (n.as_str(), *r)).collect();
     let over = observed
