@@ -223,6 +223,18 @@ impl Registry {
             .cloned()
     }
 
+    /// [`Self::get`] for a resource a controller cannot work without: a missing one is an
+    /// internal error (`<plural> are not served`).
+    pub fn served(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> Result<Arc<ResourceInfo>, crate::ApiError> {
+        self.get(group, version, plural)
+            .ok_or_else(|| crate::ApiError::internal(format!("{plural} are not served")))
+    }
+
     pub fn by_kind(&self, group: &str, version: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
         self.by_path
             .read()

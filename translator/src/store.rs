@@ -75,6 +75,20 @@ pub struct ListRequest<'a> {
     pub filter: Option<&'a dyn Fn(&Value) -> bool>,
 }
 
+impl<'a> ListRequest<'a> {
+    /// Everything in `namespace` (all namespaces with `None`) at the latest revision, in
+    /// one page: what a controller reads from its own replica.
+    pub fn latest(namespace: Option<&'a str>) -> Self {
+        ListRequest {
+            namespace,
+            read_at: ReadAt::Latest,
+            limit: None,
+            continue_token: None,
+            filter: None,
+        }
+    }
+}
+
 /// Preconditions a write must meet (from the URL, body or DeleteOptions).
 #[derive(Debug, Clone, Default)]
 pub struct Preconditions {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -106,24 +106,12 @@ impl Client {
         version: &str,
         plural: &str,
     ) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get(group, version, plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served(group, version, plural)
     }
 
     /// Every object of `res` on this node's replica.
     pub fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(
-            res,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(res, &ListRequest::latest(None))?;
         page.items.iter().map(|i| parse_stored(i)).collect()
     }
 

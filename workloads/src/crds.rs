@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use beemesh_translator::crd::{self, serving};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339};
-use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, RegistryRefresh, ResourceInfo};
 
 use crate::change_wait::wait_for_change;
@@ -27,24 +27,14 @@ const RESYNC: Duration = Duration::from_secs(10);
 const TERMINATING_POLL: Duration = Duration::from_millis(300);
 
 fn list_all(service: &ObjectService, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-    let page = service.store.list(
-        res,
-        &ListRequest {
-            namespace: None,
-            read_at: ReadAt::Latest,
-            limit: None,
-            continue_token: None,
-            filter: None,
-        },
-    )?;
+    let page = service.store.list(res, &ListRequest::latest(None))?;
     page.items.iter().map(|b| parse_stored(b)).collect()
 }
 
 fn crd_resource(service: &ObjectService) -> Result<Arc<ResourceInfo>, ApiError> {
     service
         .registry
-        .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-        .ok_or_else(|| ApiError::internal("customresourcedefinitions are not served"))
+        .served("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 }
 
 /// Keeps the registry in step with the CRDs in this node's replica.

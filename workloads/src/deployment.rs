@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339};
-use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -667,10 +667,7 @@ impl DeploymentController {
         } else {
             ("apps", "v1")
         };
-        self.service
-            .registry
-            .get(group, version, plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served(group, version, plural)
     }
 
     /// Runs forever: a pass on start, on every Deployment or ReplicaSet change and every
@@ -699,16 +696,7 @@ impl DeploymentController {
     }
 
     fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(
-            res,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(res, &ListRequest::latest(None))?;
         page.items.iter().map(|i| parse_stored(i)).collect()
     }
 

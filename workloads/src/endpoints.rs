@@ -142,10 +142,7 @@ impl EndpointsController {
     }
 
     fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served("", "v1", plural)
     }
 
     /// Runs forever: a pass on start, on every Service, pod or Endpoints change, and every

@@ -180,10 +180,7 @@ impl EndpointSliceController {
 
     fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
         let version = "v1";
-        self.service
-            .registry
-            .get(group, version, plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served(group, version, plural)
     }
 
     /// Runs forever: a pass on start, on every Service, pod or EndpointSlice change, and

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use beemesh_translator::service::ObjectService;
-use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use serde_json::Value;
 
@@ -37,10 +37,7 @@ impl EventTtlController {
     }
 
     fn events(&self) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", "events")
-            .ok_or_else(|| ApiError::internal("events are not served"))
+        self.service.registry.served("", "v1", "events")
     }
 
     /// Runs forever: expires what is due, then sleeps until the next Event is due (at
@@ -63,16 +60,10 @@ impl EventTtlController {
     /// how long until the next one is due (`None` when this node homes no Event).
     pub async fn expire_due(&self) -> Result<Option<Duration>, ApiError> {
         let events = self.events()?;
-        let page = self.service.store.list(
-            &events,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self
+            .service
+            .store
+            .list(&events, &ListRequest::latest(None))?;
         let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
         let mut next: Option<u64> = None;
         for item in page.items {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 
 use crate::change_wait::wait_for_change;
@@ -74,16 +74,10 @@ impl NamespaceController {
     /// One pass over every namespace; true while some namespace is still terminating.
     pub async fn reconcile_all(&self) -> Result<bool, ApiError> {
         let namespaces = self.resource("", "v1", "namespaces")?;
-        let page = self.service.store.list(
-            &namespaces,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self
+            .service
+            .store
+            .list(&namespaces, &ListRequest::latest(None))?;
         let mut terminating = false;
         for item in page.items {
             let ns = parse_stored(&item)?;
@@ -161,16 +155,10 @@ impl NamespaceController {
             if !res.namespaced || !res.has_verb("list") || !res.has_verb("delete") {
                 continue;
             }
-            let page = self.service.store.list(
-                &res,
-                &ListRequest {
-                    namespace: Some(ns),
-                    read_at: ReadAt::Latest,
-                    limit: None,
-                    continue_token: None,
-                    filter: None,
-                },
-            )?;
+            let page = self
+                .service
+                .store
+                .list(&res, &ListRequest::latest(Some(ns)))?;
             for item in page.items {
                 let obj = parse_stored(&item)?;
                 let Some(name) = name_of(&obj).map(str::to_string) else {

@@ -244,25 +244,16 @@ impl NodeLifecycleController {
     }
 
     fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get(group, "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served(group, "v1", plural)
     }
 
     /// One pass over the Nodes this node is home of; returns when an eviction is next due.
     pub async fn reconcile_all(&mut self) -> Result<Option<DateTime<Utc>>, ApiError> {
         let nodes = self.resource("", "nodes")?;
-        let page = self.service.store.list(
-            &nodes,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self
+            .service
+            .store
+            .list(&nodes, &ListRequest::latest(None))?;
         let mut mine = Vec::new();
         for item in page.items {
             let node = parse_stored(&item)?;
@@ -301,8 +292,7 @@ impl NodeLifecycleController {
         let leases = self
             .service
             .registry
-            .get("coordination.k8s.io", "v1", "leases")
-            .ok_or_else(|| ApiError::internal("leases are not served"))?;
+            .served("coordination.k8s.io", "v1", "leases")?;
         let renew = self
             .service
             .store

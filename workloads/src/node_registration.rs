@@ -416,10 +416,7 @@ impl NodeRegistration {
     }
 
     fn resource(&self, group: &str, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get(group, "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served(group, "v1", plural)
     }
 
     /// The labels this node owns: the kubelet's defaults, the peer id and `--node-labels`.
@@ -677,8 +674,7 @@ impl NodeRegistration {
         let leases = self
             .service
             .registry
-            .get("coordination.k8s.io", "v1", "leases")
-            .ok_or_else(|| ApiError::internal("leases are not served"))?;
+            .served("coordination.k8s.io", "v1", "leases")?;
         let nodes = self.resource("", "nodes")?;
         let node_uid = self
             .service

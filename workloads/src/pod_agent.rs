@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use beemesh_translator::deletion::DeleteOptions;
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{EventKind, ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{EventKind, ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{FutureExt, StreamExt};
@@ -523,10 +523,7 @@ impl PodAgent {
     }
 
     fn pods(&self) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", "pods")
-            .ok_or_else(|| ApiError::internal("pods are not served"))
+        self.service.registry.served("", "v1", "pods")
     }
 
     /// The runtime of the node `pod` is bound to, when that node is served here.
@@ -546,16 +543,7 @@ impl PodAgent {
 
     /// Every pod bound to this node, from the local replica.
     fn list_mine(&self, pods: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(
-            pods,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(pods, &ListRequest::latest(None))?;
         let mut out = Vec::new();
         for item in page.items {
             if !self.might_be_mine(&item) {

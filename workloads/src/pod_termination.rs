@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use beemesh_translator::deletion::DeleteOptions;
 use beemesh_translator::service::ObjectService;
-use beemesh_translator::store::{ListRequest, Preconditions, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, Preconditions, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 
 use crate::change_wait::wait_for_change;
@@ -85,10 +85,7 @@ impl PodTerminationController {
     }
 
     fn pods(&self) -> Result<std::sync::Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", "pods")
-            .ok_or_else(|| ApiError::internal("pods are not served"))
+        self.service.registry.served("", "v1", "pods")
     }
 
     /// Whether `node` is a Ready Node whose pod agent will finish the deletion itself.
@@ -104,16 +101,7 @@ impl PodTerminationController {
 
     /// Every pod in a graceful deletion on this replica.
     fn scan(&self, pods: &ResourceInfo) -> Result<BTreeSet<Pending>, ApiError> {
-        let page = self.service.store.list(
-            pods,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(pods, &ListRequest::latest(None))?;
         let mut out = BTreeSet::new();
         for item in page.items {
             if let Some(p) = pending(&parse_stored(&item)?) {

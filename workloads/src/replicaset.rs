@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo, selector::LabelSelector};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -448,23 +448,11 @@ impl ReplicaSetController {
     }
 
     fn resource(&self, (g, v, p): (&str, &str, &str)) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get(g, v, p)
-            .ok_or_else(|| ApiError::internal(format!("{p} are not served")))
+        self.service.registry.served(g, v, p)
     }
 
     fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(
-            res,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(res, &ListRequest::latest(None))?;
         page.items.iter().map(|i| parse_stored(i)).collect()
     }
 

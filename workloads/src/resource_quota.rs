@@ -49,10 +49,7 @@ impl ResourceQuotaController {
     }
 
     fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served("", "v1", plural)
     }
 
     /// Runs forever: a pass on start, on every change to a watched kind, and every `RESYNC`.

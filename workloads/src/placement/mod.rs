@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use beemesh_translator::binding;
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, ReadAt, parse_stored};
+use beemesh_translator::store::{ListRequest, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
@@ -89,16 +89,7 @@ impl ReplicatedBids {
     }
 
     fn all(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(
-            res,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(res, &ListRequest::latest(None))?;
         page.items.iter().map(|i| parse_stored(i)).collect()
     }
 }
@@ -126,16 +117,8 @@ pub fn evaluate(pod: &Value, nodes: &[Value], pods: &[Value]) -> Tender {
 
 impl BidSource for ReplicatedBids {
     fn round(&self) -> Result<Box<dyn Round>, ApiError> {
-        let nodes = self
-            .service
-            .registry
-            .get("", "v1", "nodes")
-            .ok_or_else(|| ApiError::internal("nodes are not served"))?;
-        let pods = self
-            .service
-            .registry
-            .get("", "v1", "pods")
-            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        let nodes = self.service.registry.served("", "v1", "nodes")?;
+        let pods = self.service.registry.served("", "v1", "pods")?;
         Ok(Box::new(ReplicatedRound::new(
             self.all(&nodes)?,
             self.all(&pods)?,
@@ -379,25 +362,13 @@ impl PlacementController {
     }
 
     fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
-        self.service
-            .registry
-            .get("", "v1", plural)
-            .ok_or_else(|| ApiError::internal(format!("{plural} are not served")))
+        self.service.registry.served("", "v1", plural)
     }
 
     /// One pass over the unbound pods; returns the soonest backoff end, if any.
     pub async fn pass(&mut self) -> Result<Option<Instant>, ApiError> {
         let pods = self.resource("pods")?;
-        let page = self.service.store.list(
-            &pods,
-            &ListRequest {
-                namespace: None,
-                read_at: ReadAt::Latest,
-                limit: None,
-                continue_token: None,
-                filter: None,
-            },
-        )?;
+        let page = self.service.store.list(&pods, &ListRequest::latest(None))?;
         let now = Instant::now();
         // Opened on the first pod that needs it: most passes place nothing.
         let mut round: Option<Box<dyn Round>> = None;
