@@ -179,6 +179,21 @@ impl ApiClient {
         (items, rv)
     }
 
+    /// The names of the Nodes whose Ready condition is True, as this node lists them.
+    pub fn ready_nodes(&self) -> std::collections::BTreeSet<String> {
+        let (nodes, _) = self.list("/api/v1/nodes");
+        nodes
+            .iter()
+            .filter(|n| {
+                n["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Starts `GET path` with `watch=true` appended (`path` may carry a query) and reads its
     /// events in the background, each with the instant it arrived.
     pub fn watch(&self, path: &str) -> Result<Watch, reqwest::Error> {

@@ -10,27 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use beemesh_conformance::api::ApiClient;
 use beemesh_conformance::{Kubectl, Mesh, eventually, run_recorded, skip};
 use serde_json::{Value, json};
 
 const KUBECTL: &str = "1.33";
 /// How long the mesh and controllers may take (generous for a loaded 2-core machine).
 const SETTLE: Duration = Duration::from_secs(60);
-
-fn ready_nodes(api: &ApiClient) -> BTreeSet<String> {
-    let (nodes, _) = api.list("/api/v1/nodes");
-    nodes
-        .iter()
-        .filter(|n| {
-            n["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
-        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
 
 fn daemonset(name: &str, image: &str, node_selector: Option<Value>) -> String {
     let mut spec = json!({"containers": [{"name": "agent", "image": image}]});
@@ -106,7 +91,7 @@ fn mesh_daemonset() -> String {
     for i in 0..3 {
         let api = mesh.node(i).api();
         nodes = eventually(SETTLE, || {
-            let ready = ready_nodes(&api);
+            let ready = api.ready_nodes();
             (ready.len() == 3)
                 .then_some(ready.clone())
                 .ok_or(format!("ready nodes: {ready:?}"))
@@ -201,7 +186,7 @@ fn mesh_daemonset() -> String {
     let joined = Instant::now();
     let api = mesh.node(0).api();
     let all = eventually(SETTLE, || {
-        let ready = ready_nodes(&api);
+        let ready = api.ready_nodes();
         (ready.len() == 4)
             .then_some(ready.clone())
             .ok_or(format!("ready nodes: {ready:?}"))

@@ -80,11 +80,6 @@ fn live(pod: &Value) -> Option<(String, (String, String, bool))> {
     ))
 }
 
-fn ready_nodes(api: &ApiClient) -> usize {
-    let (nodes, _) = api.list("/api/v1/nodes");
-    nodes.iter().filter(|n| is_ready(n)).count()
-}
-
 /// Waits until exactly `n` live pods, all Running and ready with `image`, and returns them.
 fn settled(api: &ApiClient, n: usize, image: &str) -> BTreeMap<String, (String, String, bool)> {
     eventually(SETTLE, || {
@@ -130,7 +125,7 @@ fn mesh_deployment() -> String {
     for i in 0..3 {
         let node_api = mesh.node(i).api();
         eventually(SETTLE, || {
-            let n = ready_nodes(&node_api);
+            let n = node_api.ready_nodes().len();
             (n == 3).then_some(()).ok_or(format!("{n} Ready nodes"))
         });
     }

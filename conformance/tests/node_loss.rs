@@ -76,20 +76,6 @@ fn live_pods(api: &ApiClient) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-fn ready_nodes(api: &ApiClient) -> BTreeSet<String> {
-    let (nodes, _) = api.list("/api/v1/nodes");
-    nodes
-        .iter()
-        .filter(|n| {
-            n["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
-        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 fn node_loss() -> String {
     let mesh = ContainerMesh::start(
         "nodeloss",
@@ -106,7 +92,7 @@ fn node_loss() -> String {
     let apis: Vec<ApiClient> = mesh.nodes.iter().map(|n| n.api.clone()).collect();
     for api in &apis {
         wait_for("three Ready nodes", SETTLE, || {
-            (ready_nodes(api).len() == 3).then_some(())
+            (api.ready_nodes().len() == 3).then_some(())
         });
     }
     ok(
@@ -141,7 +127,7 @@ fn node_loss() -> String {
             "pods not back on the live nodes within {RECOVERY_BOUND:?}: {:?}",
             live_pods(&apis[0])
         );
-        if not_ready_after.is_none() && !ready_nodes(&apis[0]).contains(victim) {
+        if not_ready_after.is_none() && !apis[0].ready_nodes().contains(victim) {
             not_ready_after = Some(elapsed);
         }
         let pods = live_pods(&apis[0]);

@@ -31,21 +31,6 @@ fn pod(name: &str, cpu: &str) -> Value {
                                     "resources": {"requests": {"cpu": cpu}}}]}})
 }
 
-/// The names of the Nodes that are Ready, as `api` lists them.
-fn ready_nodes(api: &ApiClient) -> BTreeSet<String> {
-    let (nodes, _) = api.list("/api/v1/nodes");
-    nodes
-        .iter()
-        .filter(|n| {
-            n["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
-        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// How many events with `reason` name the pod `name`, as `api` lists them.
 fn events(api: &ApiClient, name: &str, reason: &str) -> Vec<Value> {
     let (events, _) = api.list(EVENTS);
@@ -71,7 +56,7 @@ fn mesh_placement() -> String {
     let mut nodes = BTreeSet::new();
     for api in &apis {
         nodes = eventually(SETTLE, || {
-            let ready = ready_nodes(api);
+            let ready = api.ready_nodes();
             (ready.len() == 3)
                 .then_some(ready.clone())
                 .ok_or(format!("ready nodes: {ready:?}"))
