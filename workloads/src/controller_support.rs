@@ -154,6 +154,53 @@ impl Client {
         }
     }
 
+    /// Creates `pods` for `owner` in order, recording upstream's `SuccessfulCreate` event
+    /// for each, or `FailedCreate` and stopping at the first refusal (a quota, say, refuses
+    /// the rest too). Returns the created pods' names and the refusal, if any.
+    pub async fn create_pods(
+        &self,
+        pods_res: &ResourceInfo,
+        owner: &Value,
+        pods: Vec<Value>,
+    ) -> (Vec<String>, Option<ApiError>) {
+        let mut created = Vec::new();
+        for pod in pods {
+            match self
+                .service
+                .create(
+                    pods_res,
+                    Some(meta(owner, "namespace")),
+                    pod,
+                    &WriteOptions::default(),
+                )
+                .await
+            {
+                Ok(w) => {
+                    let name = meta(&w.object, "name").to_string();
+                    self.event(
+                        owner,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {name}"),
+                    )
+                    .await;
+                    created.push(name);
+                }
+                Err(e) => {
+                    self.event(
+                        owner,
+                        "Warning",
+                        "FailedCreate",
+                        format!("Error creating: {e}"),
+                    )
+                    .await;
+                    return (created, Some(e));
+                }
+            }
+        }
+        (created, None)
+    }
+
     /// Replaces `owner`'s status when it differs (404 and a changed uid are ignored: the
     /// object is gone).
     pub async fn write_status(

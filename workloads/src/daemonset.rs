@@ -566,7 +566,6 @@ impl DaemonSetController {
         }
         let plan = plan(ds, &hash, nodes, pods, Utc::now());
         let mut deleted = Vec::new();
-        let mut failed = false;
         for name in &plan.delete {
             if let Some(pod) = pods.iter().find(|p| meta(p, "name") == name)
                 && self.client.delete(pods_res, pod, None).await?
@@ -582,52 +581,23 @@ impl DaemonSetController {
                     .await;
             }
         }
-        let mut created = Vec::new();
-        for node in &plan.create {
-            let pod = pod_for(ds, &hash, node);
-            match self
-                .client
-                .service
-                .create(
-                    pods_res,
-                    Some(meta(ds, "namespace")),
-                    pod,
-                    &WriteOptions::default(),
-                )
-                .await
-            {
-                Ok(w) => {
-                    let name = meta(&w.object, "name").to_string();
-                    self.client
-                        .event(
-                            ds,
-                            "Normal",
-                            "SuccessfulCreate",
-                            format!("Created pod: {name}"),
-                        )
-                        .await;
-                    created.push(name);
-                }
-                Err(e) => {
-                    self.client
-                        .event(
-                            ds,
-                            "Warning",
-                            "FailedCreate",
-                            format!("Error creating: {e}"),
-                        )
-                        .await;
-                    failed = true;
-                    break;
-                }
-            }
-        }
+        let (created, refused) = self
+            .client
+            .create_pods(
+                pods_res,
+                ds,
+                plan.create
+                    .iter()
+                    .map(|node| pod_for(ds, &hash, node))
+                    .collect(),
+            )
+            .await;
         let changed = !created.is_empty() || !deleted.is_empty();
         self.expectations.expect(uid, created, deleted);
         self.client.write_status(dss_res, ds, &plan.status).await?;
         self.cleanup_history(revs_res, ds, revs, &hash, pods)
             .await?;
-        Ok(plan.recheck || failed || changed)
+        Ok(plan.recheck || refused.is_some() || changed)
     }
 
     /// Makes sure a ControllerRevision holds the current template with the highest

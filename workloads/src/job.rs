@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use beemesh_translator::deletion::Propagation;
-use beemesh_translator::service::{ObjectService, WriteOptions};
+use beemesh_translator::service::ObjectService;
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -767,46 +767,17 @@ impl JobController {
                     .await;
             }
         }
-        let mut created = Vec::new();
-        let mut failure = None;
-        for index in &plan.create {
-            match self
-                .client
-                .service
-                .create(
-                    pods_res,
-                    Some(meta(job, "namespace")),
-                    pod_for(job, *index),
-                    &WriteOptions::default(),
-                )
-                .await
-            {
-                Ok(w) => {
-                    let name = meta(&w.object, "name").to_string();
-                    self.client
-                        .event(
-                            job,
-                            "Normal",
-                            "SuccessfulCreate",
-                            format!("Created pod: {name}"),
-                        )
-                        .await;
-                    created.push(name);
-                }
-                Err(e) => {
-                    self.client
-                        .event(
-                            job,
-                            "Warning",
-                            "FailedCreate",
-                            format!("Error creating: {e}"),
-                        )
-                        .await;
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
+        let (created, failure) = self
+            .client
+            .create_pods(
+                pods_res,
+                job,
+                plan.create
+                    .iter()
+                    .map(|index| pod_for(job, *index))
+                    .collect(),
+            )
+            .await;
         let mut status = plan.status.clone();
         // Pods created this pass count as active at once, as upstream's status after
         // manageJob.
