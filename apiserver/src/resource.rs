@@ -1713,8 +1713,20 @@ async fn scale(
                     let path = beemesh_translator::crd::spec_replicas_path(res);
                     beemesh_translator::crd::set_path(&mut new, &path, desired.replicas);
                     // The Scale's resourceVersion and uid are preconditions on the object.
-                    if let Some(rv) = desired.resource_version {
-                        new["metadata"]["resourceVersion"] = json!(rv);
+                    // One a patch inherited from the current object is none: upstream
+                    // retries such a patch on a concurrent write (a controller's status)
+                    // instead of answering 409.
+                    let current_rv = current.pointer("/metadata/resourceVersion");
+                    let pinned = desired.resource_version.filter(|rv| {
+                        *method != Method::PATCH || current_rv.and_then(Value::as_str) != Some(rv)
+                    });
+                    match pinned {
+                        Some(rv) => new["metadata"]["resourceVersion"] = json!(rv),
+                        None => {
+                            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                                m.remove("resourceVersion");
+                            }
+                        }
                     }
                     if let Some(uid) = desired.uid {
                         new["metadata"]["uid"] = json!(uid);
