@@ -674,12 +674,18 @@ impl DaemonSetController {
                 Ok(_) => return Ok(hash),
                 Err(e) if e.code() == 409 => {
                     // Same name: ours with this template (a replica lagging) is fine;
-                    // anything else is a hash collision.
-                    if let Ok(existing) = self.client.service.store.get(revs_res, Some(ns), &name)
-                        && existing.get("data") == Some(&data)
-                        && controlled_by(&existing, meta(ds, "uid"))
-                    {
-                        return Ok(hash);
+                    // anything else is a hash collision. A revision homed on another node
+                    // may not have reached this replica yet: that is no collision, and
+                    // the next pass judges it once it has.
+                    match self.client.service.store.get(revs_res, Some(ns), &name) {
+                        Ok(existing)
+                            if existing.get("data") == Some(&data)
+                                && controlled_by(&existing, meta(ds, "uid")) =>
+                        {
+                            return Ok(hash);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return Err(e),
                     }
                     let next = collision.unwrap_or(0) + 1;
                     collision = Some(next);

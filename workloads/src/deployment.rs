@@ -1114,23 +1114,26 @@ impl DeploymentController {
             }
             Err(e) if e.code() == 409 => {
                 // Ours with this template (a stale read)? Then the next pass finds it.
-                if let Ok(existing) = self.service.store.get(&res, Some(&ns), &name) {
-                    let owned = existing
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .is_some_and(|refs| {
-                            refs.iter()
-                                .any(|r| str_at(r, "/uid") == str_at(d, "/metadata/uid"))
-                        });
-                    let same = existing
-                        .pointer("/spec/template")
-                        .map(without_hash)
-                        .is_some_and(|t| {
-                            t == without_hash(d.pointer("/spec/template").unwrap_or(&Value::Null))
-                        });
-                    if owned && same {
-                        return Ok(());
-                    }
+                // Not on this replica yet (homed on another node): no collision either
+                // until the next pass can tell.
+                let Ok(existing) = self.service.store.get(&res, Some(&ns), &name) else {
+                    return Err(e);
+                };
+                let owned = existing
+                    .pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| str_at(r, "/uid") == str_at(d, "/metadata/uid"))
+                    });
+                let same = existing
+                    .pointer("/spec/template")
+                    .map(without_hash)
+                    .is_some_and(|t| {
+                        t == without_hash(d.pointer("/spec/template").unwrap_or(&Value::Null))
+                    });
+                if owned && same {
+                    return Ok(());
                 }
                 let next = collision.unwrap_or(0) + 1;
                 self.update_status(d, |st| st["collisionCount"] = json!(next))
