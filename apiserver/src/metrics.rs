@@ -65,6 +65,9 @@ impl Metrics {
             "The last revision of this node's replica",
             revision.clone(),
         );
+        registry.register_collector(Box::new(PlacementCollector(
+            beemesh_workloads::placement::mesh_bids::PlacementStats::global(),
+        )));
         Metrics {
             registry: Arc::new(registry),
             requests,
@@ -109,5 +112,58 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Placement's tender/bid counters (`beemesh_workloads::placement::mesh_bids`), read at
+/// each scrape.
+#[derive(Debug)]
+struct PlacementCollector(Arc<beemesh_workloads::placement::mesh_bids::PlacementStats>);
+
+impl prometheus_client::collector::Collector for PlacementCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use beemesh_workloads::placement::mesh_bids::PlacementStats;
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let s = &self.0;
+        for (name, help, value) in [
+            (
+                "beemesh_placement_tenders_sent",
+                "Pods tendered on the mesh by this node as their placement home",
+                &s.tenders_sent,
+            ),
+            (
+                "beemesh_placement_bids_received",
+                "Node bids this node received from other members",
+                &s.bids_received,
+            ),
+            (
+                "beemesh_placement_bids_sent",
+                "Node bids this node sent for the Nodes it hosts",
+                &s.bids_sent,
+            ),
+            (
+                "beemesh_placement_fallbacks",
+                "Tender batches for which a member hosting Ready Nodes did not answer in the window (its Nodes were evaluated from the replica)",
+                &s.fallbacks,
+            ),
+            (
+                "beemesh_placement_stale_bids",
+                "Bids that lost the award's check (capacity taken meanwhile)",
+                &s.stale_bids,
+            ),
+        ] {
+            let counter = ConstCounter::new(PlacementStats::get(value));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }

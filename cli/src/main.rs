@@ -4,6 +4,7 @@ mod dev;
 mod go_duration;
 mod membership;
 mod node;
+mod placement_mesh;
 
 use std::path::PathBuf;
 

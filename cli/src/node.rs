@@ -396,8 +396,13 @@ async fn become_ready(
     tokio::spawn(beemesh_workloads::JobController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::DaemonSetController::new(service.clone()).run());
     tokio::spawn(beemesh_workloads::CronJobController::new(service.clone()).run());
-    // Each node awards the unbound pods it is home of to the best-fitting Node.
-    tokio::spawn(beemesh_workloads::PlacementController::new(service.clone()).run());
+    // Each node awards the unbound pods it is home of to the best-fitting Node, from the
+    // bids of the processes hosting the Nodes (tenders on the mesh, ADR 0009).
+    let placement = match crate::placement_mesh::start(&mesh, service.clone()) {
+        Some(bids) => beemesh_workloads::PlacementController::with_bids(service.clone(), bids),
+        None => beemesh_workloads::PlacementController::new(service.clone()),
+    };
+    tokio::spawn(placement.run());
     // This node's own Node and Lease (the kubelet's part) and, for the Nodes it is home
     // of, the node lifecycle controller.
     // With a runtime, this node is the kubelet of the pods bound to it; without one,

@@ -21,6 +21,7 @@ use super::behaviour::{
 };
 use super::config::{MeshConfig, PeerAuthorizer};
 use super::join::{Admitter, JoinRequest, JoinResponse};
+use super::placement::{MAX_PLACEMENT_BYTES, TENDER_TOPIC};
 use super::routing::MemberView;
 use super::wire::{
     Hello, PeerAddrs, RpcRequest, RpcResponse, TOPIC_PREFIX, decode_publication, topic_of,
@@ -253,6 +254,7 @@ impl EventLoop {
         for topic in &config.topics {
             event_loop.ensure_subscribed(topic);
         }
+        event_loop.ensure_subscribed(TENDER_TOPIC);
         tokio::spawn(event_loop.run());
         Ok(())
     }
@@ -539,7 +541,11 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                let acceptance = self.on_publication(propagation_source, message);
+                let acceptance = if message.topic.as_str() == TENDER_TOPIC {
+                    self.on_tender(propagation_source, message)
+                } else {
+                    self.on_publication(propagation_source, message)
+                };
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -886,6 +892,25 @@ impl EventLoop {
                 .send_response(channel, answer);
             return;
         }
+        if let RpcRequest::Bids(payload) = request {
+            // Handed to placement as is; a full inbox drops it (the home falls back).
+            let answer = match self
+                .handle
+                .shared()
+                .placement
+                .bids
+                .try_send((peer, payload))
+            {
+                Ok(()) => RpcResponse::BidsTaken,
+                Err(_) => RpcResponse::Error("busy".into()),
+            };
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .rpc
+                .send_response(channel, answer);
+            return;
+        }
         let Ok(permit) = self.inbound.clone().try_acquire_owned() else {
             let _ = self
                 .swarm
@@ -970,6 +995,29 @@ impl EventLoop {
         }
         if self.applier.try_send(entry).is_err() {
             bump(&counters.publications_dropped, 1);
+        }
+        MessageAcceptance::Accept
+    }
+
+    /// A member's tender batch (signed by its author, who is the home to answer) goes to
+    /// placement; it is forwarded on only when it came from a member.
+    fn on_tender(&mut self, relay: PeerId, message: gossipsub::Message) -> MessageAcceptance {
+        if !self.is_member(&relay) {
+            return MessageAcceptance::Ignore;
+        }
+        let Some(author) = message.source else {
+            return MessageAcceptance::Reject;
+        };
+        if message.data.len() > MAX_PLACEMENT_BYTES {
+            return MessageAcceptance::Reject;
+        }
+        let sinks = &self.handle.shared().placement;
+        if sinks
+            .tenders
+            .try_send((author, Bytes::from(message.data)))
+            .is_err()
+        {
+            tracing::debug!(%author, "placement inbox full; a tender is dropped");
         }
         MessageAcceptance::Accept
     }

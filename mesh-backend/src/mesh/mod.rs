@@ -25,6 +25,7 @@ mod behaviour;
 mod config;
 mod event_loop;
 mod join;
+mod placement;
 mod publish;
 mod routing;
 mod sync;
@@ -50,6 +51,7 @@ pub use config::{AuthorizeFuture, MeshConfig, PeerAuthorizer, load_or_create_key
 pub use join::{AdmitFuture, Admitter, JOIN_PROTOCOL, request_admission};
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
+pub use placement::{MAX_PLACEMENT_BYTES, PlacementInbox, PlacementMessage, TENDER_TOPIC};
 pub use routing::MemberView;
 pub use sync::SyncReport;
 pub use wire::{MAX_VALUE_BYTES, topic_of};
@@ -140,6 +142,7 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub forward_timeout: Duration,
     pub sync_timeout: Duration,
+    pub placement: placement::PlacementSinks,
 }
 
 /// Starts meshes.
@@ -164,6 +167,7 @@ impl Mesh {
             counters: Counters::default(),
             forward_timeout: config.forward_timeout,
             sync_timeout: config.sync_request_timeout,
+            placement: placement::PlacementSinks::new(),
         });
         let handle = MeshHandle {
             shared: shared.clone(),
@@ -469,6 +473,7 @@ fn response_name(response: &RpcResponse) -> &'static str {
         RpcResponse::Fetch { .. } => "fetch",
         RpcResponse::Buckets { .. } => "buckets",
         RpcResponse::Error(_) => "error",
+        RpcResponse::BidsTaken => "bids taken",
     }
 }
 

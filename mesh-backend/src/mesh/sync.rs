@@ -435,7 +435,7 @@ fn serve_blocking(
             }
             Ok(RpcResponse::Buckets { entries, complete })
         }
-        RpcRequest::Hello(_) | RpcRequest::Cas { .. } => {
+        RpcRequest::Hello(_) | RpcRequest::Cas { .. } | RpcRequest::Bids(_) => {
             Ok(RpcResponse::Error("not an anti-entropy request".into()))
         }
     }

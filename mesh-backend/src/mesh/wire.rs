@@ -145,6 +145,8 @@ pub enum RpcRequest {
         buckets: Bytes,
         after: Option<Bytes>,
     },
+    /// Placement: a bid batch for a tender this node published (`mesh::placement`).
+    Bids(Bytes),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +174,8 @@ pub enum RpcResponse {
     },
     /// The request could not be handled (not a member, busy, storage failure).
     Error(String),
+    /// The bid batch was handed to placement.
+    BidsTaken,
 }
 
 pub fn expected_to_wire(expected: &Expected) -> Option<WireVersion> {

@@ -9,6 +9,7 @@
 //! can replace it without touching the award (docs/adr/0009-placement.md).
 
 pub mod fit;
+pub mod mesh_bids;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,6 +63,11 @@ pub trait BidSource: Send + Sync {
 
 /// One pass's tenders.
 pub trait Round: Send {
+    /// Gathers what the tenders of `pods` need, before they are tendered one by one (the
+    /// mesh's bids: [`mesh_bids`]). A source that holds everything already gathers nothing.
+    fn prepare<'a>(&'a mut self, _pods: &'a [Value]) -> futures::future::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
     /// The bids for `pod`, or why no node can take it.
     fn tender(&mut self, pod: &Value) -> Tender;
     /// `pod` was bound to `node`: later tenders in this round count it there.
@@ -94,7 +100,7 @@ impl ReplicatedBids {
     }
 }
 
-fn up_since(node: &Value) -> String {
+pub(crate) fn up_since(node: &Value) -> String {
     node.pointer("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| {
@@ -184,7 +190,7 @@ impl ReplicatedRound {
 }
 
 /// The uid of the pod's controlling owner (its ReplicaSet, Job, ...), if any.
-fn controller_uid(pod: &Value) -> Option<&str> {
+pub(crate) fn controller_uid(pod: &Value) -> Option<&str> {
     pod.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)?
         .iter()
@@ -194,13 +200,13 @@ fn controller_uid(pod: &Value) -> Option<&str> {
 
 /// Weight of the spread term against LeastAllocated (upstream's default profile weighs
 /// PodTopologySpread 2 and NodeResourcesFit 1).
-const SPREAD_WEIGHT: i64 = 2;
+pub(crate) const SPREAD_WEIGHT: i64 = 2;
 
 /// The spread term (0–100) of each bidding node: upstream's default topology spread
 /// (`kubernetes.io/hostname`, ScheduleAnyway) scores a node by how few of the pod's
 /// siblings — pods of the same controller — it already runs, normalised so the node with
 /// the most gets 0 and nodes with none get 100.
-fn spread_scores(counts: &[i64]) -> Vec<i64> {
+pub(crate) fn spread_scores(counts: &[i64]) -> Vec<i64> {
     let most = counts.iter().copied().max().unwrap_or(0);
     counts
         .iter()
@@ -310,6 +316,8 @@ pub fn wants_placement(pod: &Value) -> bool {
             || scheduler.is_empty())
 }
 
+/// Pods tendered together (one mesh exchange for all of them).
+const TENDER_BATCH: usize = 128;
 /// Bindings written at once at the end of a pass.
 const PARALLEL_BINDINGS: usize = 64;
 /// Awards decided before their bindings are written (a pass over a long backlog binds as
@@ -372,6 +380,7 @@ impl PlacementController {
         let now = Instant::now();
         // Opened on the first pod that needs it: most passes place nothing.
         let mut round: Option<Box<dyn Round>> = None;
+        let mut batch = Vec::new();
         let mut seen = Vec::new();
         let mut soonest: Option<Instant> = None;
         let mut awards = Vec::new();
@@ -388,7 +397,6 @@ impl PlacementController {
                 .as_str()
                 .unwrap_or("")
                 .to_string();
-            let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
             let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
             if !self
                 .service
@@ -404,12 +412,48 @@ impl PlacementController {
                 soonest = Some(soonest.map_or(b.next, |s| s.min(b.next)));
                 continue;
             }
-            let round = match &mut round {
-                Some(r) => r,
-                None => round.insert(self.bids.round()?),
-            };
+            batch.push(pod);
+            if batch.len() >= TENDER_BATCH {
+                let batch = std::mem::take(&mut batch);
+                self.tender_batch(&pods, &mut round, batch, &mut awards, &mut soonest)
+                    .await?;
+            }
+        }
+        self.tender_batch(&pods, &mut round, batch, &mut awards, &mut soonest)
+            .await?;
+        self.bind_all(&pods, awards).await;
+        let seen: HashSet<String> = seen.into_iter().collect();
+        self.backoff.retain(|uid, _| seen.contains(uid));
+        Ok(soonest)
+    }
+
+    /// Tenders `batch` in the pass's round (opened on the first batch): the round gathers
+    /// what it needs for all of them at once, then each pod is decided in order.
+    async fn tender_batch(
+        &mut self,
+        pods: &ResourceInfo,
+        round: &mut Option<Box<dyn Round>>,
+        batch: Vec<Value>,
+        awards: &mut Vec<Award>,
+        soonest: &mut Option<Instant>,
+    ) -> Result<(), ApiError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let round = match round {
+            Some(r) => r,
+            None => round.insert(self.bids.round()?),
+        };
+        round.prepare(&batch).await;
+        for pod in &batch {
+            let text = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or("");
+            let (ns, name, uid) = (
+                text("/metadata/namespace").to_string(),
+                text("/metadata/name").to_string(),
+                text("/metadata/uid").to_string(),
+            );
             match self
-                .decide(&pods, round.as_mut(), &pod, &ns, &name, &uid)
+                .decide(pods, round.as_mut(), pod, &ns, &name, &uid)
                 .await
             {
                 Ok(Some(award)) => {
@@ -417,7 +461,7 @@ impl PlacementController {
                     awards.push(award);
                     // A long backlog is bound as it is decided, not only at the end.
                     if awards.len() >= BINDINGS_PER_FLUSH {
-                        self.bind_all(&pods, std::mem::take(&mut awards)).await;
+                        self.bind_all(pods, std::mem::take(awards)).await;
                     }
                 }
                 Ok(None) => {
@@ -426,7 +470,7 @@ impl PlacementController {
                         .get(&uid)
                         .map_or(INITIAL_BACKOFF, |b| (b.delay * 2).min(MAX_BACKOFF));
                     let next = Instant::now() + delay;
-                    soonest = Some(soonest.map_or(next, |s| s.min(next)));
+                    *soonest = Some(soonest.map_or(next, |s| s.min(next)));
                     self.backoff.insert(uid, Backoff { next, delay });
                 }
                 Err(e) => {
@@ -434,10 +478,7 @@ impl PlacementController {
                 }
             }
         }
-        self.bind_all(&pods, awards).await;
-        let seen: HashSet<String> = seen.into_iter().collect();
-        self.backoff.retain(|uid, _| seen.contains(uid));
-        Ok(soonest)
+        Ok(())
     }
 
     /// Writes awards' bindings. The round has counted them already: they are written
