@@ -469,9 +469,13 @@ impl MeshBids {
 
 impl BidSource for MeshBids {
     fn round(&self) -> Result<Box<dyn Round>, ApiError> {
+        let live: HashSet<String> = self.transport.live_peers().into_iter().collect();
+        if live.is_empty() {
+            // Alone (or 1,000 simulated Nodes in one process): nothing to ask or to parse.
+            return self.replicated.round();
+        }
         let nodes = self.list("nodes")?;
         let local = self.transport.local_peer();
-        let live: HashSet<String> = self.transport.live_peers().into_iter().collect();
         // Other processes hosting Ready Nodes: the bidders worth waiting for.
         let mut hosts: HashSet<String> = HashSet::new();
         let mut gone: HashSet<String> = HashSet::new();
@@ -555,7 +559,8 @@ impl MeshRound {
             Ok(()) => {
                 bump(&self.stats.tenders_sent, pods.len() as u64);
                 tracing::debug!(tender = %id, pods = pods.len(), hosts = self.hosts.len(), "tender published");
-                let deadline = tokio::time::Instant::now() + self.window;
+                let started = tokio::time::Instant::now();
+                let deadline = started + self.window;
                 while answered.len() < self.hosts.len() {
                     let Ok(Some((peer, bids))) = tokio::time::timeout_at(deadline, rx.recv()).await
                     else {
@@ -565,6 +570,8 @@ impl MeshRound {
                         self.take(&peer, bids);
                     }
                 }
+                tracing::debug!(tender = %id, pods = pods.len(), hosts = self.hosts.len(),
+                    answered = answered.len(), waited = ?started.elapsed(), "tender closed");
             }
         }
         lock(&self.waiters).remove(&id);
