@@ -3,10 +3,11 @@
 //! binding semantics (`beemesh_translator::binding`), so a pod is bound at most once even
 //! when two nodes both think they are its home during churn.
 //!
-//! Where bids come from is behind [`BidSource`]. Today it is [`ReplicatedBids`]: every Node
-//! and every bound pod is replicated to every node, so the home evaluates each Node itself
-//! with [`fit`], which is exactly what each node would bid. A gossipsub tender/bid exchange
-//! can replace it without touching the award (docs/adr/0009-placement.md).
+//! Where bids come from is behind [`BidSource`]. The node binary uses
+//! [`mesh_bids::MeshBids`]: the home tenders on the mesh and the processes hosting the Nodes
+//! bid. [`ReplicatedBids`] evaluates every Node from the replica (every Node and bound pod is
+//! replicated to every node): what `MeshBids` falls back to for hosts that do not answer,
+//! and all it is when no other member hosts a Node (docs/adr/0009-placement.md).
 
 pub mod fit;
 pub mod mesh_bids;
