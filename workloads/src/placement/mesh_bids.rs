@@ -448,7 +448,13 @@ impl MeshBids {
             stats,
             window,
             waiters: Arc::default(),
-            next: Arc::default(),
+            // Tender ids must not repeat after a restart either: gossipsub drops a message
+            // whose content it saw recently, and the same pods would make the same batch.
+            next: Arc::new(AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            )),
         });
         tokio::spawn(route_bids(mesh.waiters.clone(), bids));
         tokio::spawn(serve_tenders(
@@ -701,11 +707,18 @@ async fn serve_tenders(
                 continue;
             }
         };
-        let answer = match local_bids(&service, &local, &batch) {
-            Ok(Some(a)) => a,
-            Ok(None) => continue,
-            Err(e) => {
+        // Listing and fitting is CPU work: off the async workers.
+        let (svc, me) = (service.clone(), local.clone());
+        let answer = match tokio::task::spawn_blocking(move || local_bids(&svc, &me, &batch)).await
+        {
+            Ok(Ok(Some(a))) => a,
+            Ok(Ok(None)) => continue,
+            Ok(Err(e)) => {
                 tracing::warn!(%home, error = %e, "answering a tender failed");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%home, error = %e, "answering a tender panicked");
                 continue;
             }
         };
