@@ -7,9 +7,9 @@ use std::sync::Arc;
 use base64::Engine;
 use beemesh_mesh_backend::{
     CasConflict, CommitError, Expected, LocalRouter, ReadView, Replica, ReplicaConfig,
-    ReplicaError, Subscription, Version, WriteRouter,
+    ReplicaError, Version, WriteRouter,
 };
-pub use beemesh_mesh_backend::{EventKind, SubscriptionEnd};
+pub use beemesh_mesh_backend::{EventKind, Subscription, SubscriptionEnd};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -333,6 +333,25 @@ impl ObjectStore {
             continue_token,
             remaining,
         })
+    }
+
+    /// Every object of `res` (all namespaces) at the latest revision, with its storage
+    /// key, as served, and that revision: a controller that keeps parsed objects between
+    /// passes follows changes from there (`Replica::subscribe`) instead of listing again.
+    pub fn list_entries(&self, res: &ResourceInfo) -> Result<(u64, Vec<(Bytes, Bytes)>)> {
+        let prefix = list_prefix(res, None);
+        let view = self.replica.view();
+        let mut out = Vec::new();
+        for kv in view.scan(&prefix, None) {
+            let (key, value) = kv?;
+            let value = if conversion::needs_conversion(res) {
+                served_bytes(res, &value)?
+            } else {
+                value
+            };
+            out.push((key, value));
+        }
+        Ok((view.revision, out))
     }
 
     /// Reads the live object and its global version (what a write must expect).

@@ -7,19 +7,19 @@
 //! this controller only reads the ReplicaSets' status.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use beemesh_translator::deletion::{DeleteOptions, Propagation};
 use beemesh_translator::service::{ObjectService, Part, WriteOptions, now_rfc3339};
-use beemesh_translator::store::{ListRequest, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::change_wait::wait_for_change;
+use crate::controller_support::{ParsedCache, refresh_values};
 
 /// Longest wait between passes without a change (progress deadlines, pods of old
 /// ReplicaSets going away under Recreate).
@@ -646,6 +646,18 @@ pub fn next_status(
 
 pub struct DeploymentController {
     service: ObjectService,
+    /// Parsed Deployments and ReplicaSets kept between passes.
+    deployments: Mutex<ParsedCache<Value>>,
+    replicasets: Mutex<ParsedCache<Value>>,
+    /// Per Deployment uid, the Deployment and ReplicaSets its last reconcile saw and
+    /// when, if it succeeded: the same objects reconcile to the same writes (none), so
+    /// they are looked at again only after `RESYNC` (progress deadlines depend on time).
+    settled: Mutex<HashMap<String, Settled>>,
+}
+
+struct Settled {
+    seen: Vec<Arc<Value>>,
+    at: Instant,
 }
 
 fn ignore_missing<T>(r: Result<T, ApiError>) -> Result<(), ApiError> {
@@ -658,7 +670,12 @@ fn ignore_missing<T>(r: Result<T, ApiError>) -> Result<(), ApiError> {
 
 impl DeploymentController {
     pub fn new(service: ObjectService) -> Self {
-        DeploymentController { service }
+        DeploymentController {
+            service,
+            deployments: Mutex::default(),
+            replicasets: Mutex::default(),
+            settled: Mutex::default(),
+        }
     }
 
     fn resource(&self, plural: &str) -> Result<Arc<ResourceInfo>, ApiError> {
@@ -696,8 +713,14 @@ impl DeploymentController {
     }
 
     fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(res, &ListRequest::latest(None))?;
-        page.items.iter().map(|i| parse_stored(i)).collect()
+        let page = self
+            .service
+            .store
+            .list(res, &beemesh_translator::store::ListRequest::latest(None))?;
+        page.items
+            .iter()
+            .map(|i| beemesh_translator::store::parse_stored(i))
+            .collect()
     }
 
     /// One pass over every Deployment this node is home of.
@@ -705,9 +728,8 @@ impl DeploymentController {
         let deployments = self.resource("deployments")?;
         let rs_res = self.resource("replicasets")?;
         // ReplicaSets by (namespace, controlling owner uid), grouped once per pass.
-        let mut by_owner: std::collections::HashMap<(String, String), Vec<Value>> =
-            std::collections::HashMap::new();
-        for rs in self.list(&rs_res)? {
+        let mut by_owner: HashMap<(String, String), Vec<Arc<Value>>> = HashMap::new();
+        for rs in refresh_values(&self.replicasets, &self.service, &rs_res)? {
             let owner = rs
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
@@ -723,7 +745,10 @@ impl DeploymentController {
         }
         let mut pods: Option<Vec<Value>> = None;
         let mut work = Vec::new();
-        for d in self.list(&deployments)? {
+        let mut settled =
+            std::mem::take(&mut *self.settled.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut kept = HashMap::new();
+        for d in refresh_values(&self.deployments, &self.service, &deployments)? {
             let ns = str_at(&d, "/metadata/namespace").to_string();
             let name = str_at(&d, "/metadata/name").to_string();
             if !self.service.store.is_home(&deployments, Some(&ns), &name)
@@ -732,27 +757,48 @@ impl DeploymentController {
                 continue;
             }
             let uid = str_at(&d, "/metadata/uid").to_string();
-            let owned: Vec<Rs> = by_owner
-                .get(&(ns.clone(), uid))
-                .map(|rss| rss.iter().map(Rs::read).collect())
+            let rss = by_owner
+                .remove(&(ns.clone(), uid.clone()))
                 .unwrap_or_default();
-            if Spec::read(&d).recreate && pods.is_none() {
+            let recreate = Spec::read(&d).recreate;
+            let mut seen = Vec::with_capacity(rss.len() + 1);
+            seen.push(d.clone());
+            seen.extend(rss.iter().cloned());
+            // Recreate also reads the pods, which are not among the objects compared.
+            if !recreate
+                && let Some(last) = settled.remove(&uid)
+                && last.at.elapsed() < RESYNC
+                && last.seen.len() == seen.len()
+                && last.seen.iter().zip(&seen).all(|(a, b)| Arc::ptr_eq(a, b))
+            {
+                kept.insert(uid, last);
+                continue;
+            }
+            let owned: Vec<Rs> = rss.iter().map(|r| Rs::read(r)).collect();
+            if recreate && pods.is_none() {
                 let pods_res = self.resource("pods")?;
                 pods = Some(self.list(&pods_res)?);
             }
-            work.push((d, owned, ns, name));
+            work.push((d, owned, ns, name, uid, seen));
         }
         // Deployments are independent: reconciled together, their writes share commits.
         let pods = pods.as_deref().unwrap_or(&[]);
-        futures::stream::iter(work)
-            .map(|(d, owned, ns, name)| async move {
-                if let Err(e) = self.reconcile(&d, owned, pods).await {
-                    tracing::warn!(deployment = %name, namespace = %ns, error = %e, "deployment sync failed");
+        let done: Vec<Option<(String, Settled)>> = futures::stream::iter(work)
+            .map(|(d, owned, ns, name, uid, seen)| async move {
+                let at = Instant::now();
+                match self.reconcile(&d, owned, pods).await {
+                    Ok(()) => Some((uid, Settled { seen, at })),
+                    Err(e) => {
+                        tracing::warn!(deployment = %name, namespace = %ns, error = %e, "deployment sync failed");
+                        None
+                    }
                 }
             })
             .buffer_unordered(PARALLEL_SYNCS)
-            .collect::<Vec<()>>()
+            .collect()
             .await;
+        kept.extend(done.into_iter().flatten());
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = kept;
         Ok(())
     }
 

@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, parse_stored};
 use beemesh_translator::{ApiError, ResourceInfo, selector::LabelSelector};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::change_wait::wait_for_change;
+use crate::controller_support::{ParsedCache, refresh_values};
 
 /// Longest sleep without an event.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -110,17 +110,20 @@ struct Expectations(Mutex<HashMap<String, Expectation>>);
 impl Expectations {
     /// Clears what the pods (the namespace's current pods) show done; true when nothing
     /// remains or the expectations are older than the timeout.
-    fn satisfied(&self, key: &str, pods: &[Value]) -> bool {
+    fn satisfied(&self, key: &str, pods: &[impl std::borrow::Borrow<Value>]) -> bool {
         let Ok(mut map) = self.0.lock() else {
             return true;
         };
         let Some(exp) = map.get_mut(key) else {
             return true;
         };
-        exp.adds
-            .retain(|name| !pods.iter().any(|p| meta(p, "name") == Some(name.as_str())));
+        exp.adds.retain(|name| {
+            !pods
+                .iter()
+                .any(|p| meta(p.borrow(), "name") == Some(name.as_str()))
+        });
         exp.dels.retain(|uid| {
-            pods.iter().any(|p| {
+            pods.iter().map(|p| p.borrow()).any(|p| {
                 meta(p, "uid") == Some(uid.as_str())
                     && p.pointer("/metadata/deletionTimestamp").is_none()
             })
@@ -437,6 +440,41 @@ struct Sync {
 pub struct ReplicaSetController {
     service: ObjectService,
     expectations: Expectations,
+    /// Parsed pods, ReplicaSets and ReplicationControllers kept between passes.
+    pods: Mutex<ParsedCache<Pod>>,
+    owners: [Mutex<ParsedCache<Value>>; 2],
+    /// Per controller uid, the objects its last sync saw when that sync left nothing to
+    /// look at again: while they are the same objects a sync would change nothing.
+    settled: Mutex<HashMap<String, Vec<Arc<Value>>>>,
+}
+
+/// A cached pod with what the grouping of a pass reads, worked out once.
+struct Pod {
+    namespace: Option<String>,
+    /// Its controller's uid.
+    owner: Option<String>,
+    pod: Arc<Value>,
+}
+
+impl Pod {
+    fn parse(raw: &[u8]) -> Result<Self, ApiError> {
+        let pod = beemesh_translator::store::parse_stored(raw)?;
+        Ok(Pod {
+            namespace: meta(&pod, "namespace").map(str::to_string),
+            owner: controller_ref(&pod)
+                .and_then(|r| r.get("uid").and_then(Value::as_str))
+                .map(str::to_string),
+            pod: Arc::new(pod),
+        })
+    }
+}
+
+/// A controller uid and the objects of its sync that settled.
+type SettledSync = (String, Vec<Arc<Value>>);
+
+/// Whether two lists hold the very same cached objects (same stored bytes).
+fn same_objects(a: &[Arc<Value>], b: &[Arc<Value>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y))
 }
 
 impl ReplicaSetController {
@@ -444,16 +482,14 @@ impl ReplicaSetController {
         ReplicaSetController {
             service,
             expectations: Expectations::default(),
+            pods: Mutex::default(),
+            owners: Default::default(),
+            settled: Mutex::default(),
         }
     }
 
     fn resource(&self, (g, v, p): (&str, &str, &str)) -> Result<Arc<ResourceInfo>, ApiError> {
         self.service.registry.served(g, v, p)
-    }
-
-    fn list(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(res, &ListRequest::latest(None))?;
-        page.items.iter().map(|i| parse_stored(i)).collect()
     }
 
     /// Runs forever: a pass on start, on every change to pods, ReplicaSets or
@@ -496,50 +532,77 @@ impl ReplicaSetController {
         let pods_res = self.resource(("", "v1", "pods"))?;
         // A controller only looks at the pods it controls and the orphans of its
         // namespace (it may adopt those): grouped once per pass, not filtered per owner.
-        let mut by_owner: HashMap<(String, String), Vec<Value>> = HashMap::new();
-        let mut orphans: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for pod in self.list(&pods_res)? {
-            let Some(ns) = meta(&pod, "namespace").map(str::to_string) else {
+        let all_pods = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refresh(&self.service, &pods_res, |raw| Pod::parse(raw))?;
+        let mut by_owner: HashMap<(&str, &str), Vec<Arc<Value>>> = HashMap::new();
+        let mut orphans: BTreeMap<&str, Vec<Arc<Value>>> = BTreeMap::new();
+        for p in &all_pods {
+            let Some(ns) = p.namespace.as_deref() else {
                 continue;
             };
-            match controller_ref(&pod).and_then(|r| r.get("uid").and_then(Value::as_str)) {
-                Some(owner) => by_owner
-                    .entry((ns, owner.to_string()))
-                    .or_default()
-                    .push(pod),
-                None => orphans.entry(ns).or_default().push(pod),
+            match p.owner.as_deref() {
+                Some(owner) => by_owner.entry((ns, owner)).or_default().push(p.pod.clone()),
+                None => orphans.entry(ns).or_default().push(p.pod.clone()),
             }
         }
         let mut live = HashSet::new();
         let mut work = Vec::new();
-        for kind in [Kind::ReplicaSet, Kind::ReplicationController] {
+        let mut settled =
+            std::mem::take(&mut *self.settled.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut kept = HashMap::new();
+        let mut owners = Vec::new();
+        for (kind, cache) in [Kind::ReplicaSet, Kind::ReplicationController]
+            .into_iter()
+            .zip(&self.owners)
+        {
             let res = self.resource(kind.resource())?;
-            for owner in self.list(&res)? {
+            for owner in refresh_values(cache, &self.service, &res)? {
+                owners.push((kind, res.clone(), owner));
+            }
+        }
+        {
+            for (kind, res, owner) in &owners {
                 let (Some(ns), Some(name), Some(uid)) = (
-                    meta(&owner, "namespace"),
-                    meta(&owner, "name"),
-                    meta(&owner, "uid"),
+                    meta(owner, "namespace"),
+                    meta(owner, "name"),
+                    meta(owner, "uid"),
                 ) else {
                     continue;
                 };
                 live.insert(uid.to_string());
-                if !self.service.store.is_home(&res, Some(ns), name) {
+                if !self.service.store.is_home(res, Some(ns), name) {
                     continue;
                 }
-                let mut pods = by_owner
-                    .remove(&(ns.to_string(), uid.to_string()))
-                    .unwrap_or_default();
+                let mut pods = by_owner.remove(&(ns, uid)).unwrap_or_default();
                 pods.extend(orphans.get(ns).into_iter().flatten().cloned());
-                work.push((kind, res.clone(), owner, pods));
+                // The owner and its pods are the objects of a sync that settled: it would
+                // write nothing and find nothing to do.
+                let mut seen = Vec::with_capacity(pods.len() + 1);
+                seen.push(owner.clone());
+                seen.extend(pods.iter().cloned());
+                if let Some(last) = settled.remove(uid)
+                    && same_objects(&last, &seen)
+                {
+                    kept.insert(uid.to_string(), last);
+                    continue;
+                }
+                work.push((*kind, res.clone(), owner.clone(), pods, seen));
             }
         }
         // Controllers are independent: synced together, their writes share group commits.
         let pods_res = &pods_res;
-        let results: Vec<bool> = futures::stream::iter(work)
-            .map(|(kind, res, owner, pods)| async move {
+        let results: Vec<(bool, Option<SettledSync>)> = futures::stream::iter(work)
+            .map(|(kind, res, owner, pods, seen)| async move {
                 match self.sync(kind, &res, pods_res, &owner, &pods).await {
-                    Ok(s) => s.soon,
-                    Err(e) if e.code() == 404 || e.code() == 409 => true,
+                    Ok(s) if !s.soon => (
+                        false,
+                        meta(&owner, "uid").map(|uid| (uid.to_string(), seen)),
+                    ),
+                    Ok(_) => (true, None),
+                    Err(e) if e.code() == 404 || e.code() == 409 => (true, None),
                     Err(e) => {
                         tracing::warn!(
                             error = %e,
@@ -548,15 +611,21 @@ impl ReplicaSetController {
                             name = meta(&owner, "name").unwrap_or_default(),
                             "sync failed"
                         );
-                        true
+                        (true, None)
                     }
                 }
             })
             .buffer_unordered(PARALLEL_SYNCS)
             .collect()
             .await;
+        let mut soon = false;
+        for (again, done) in results {
+            soon |= again;
+            kept.extend(done);
+        }
+        *self.settled.lock().unwrap_or_else(|e| e.into_inner()) = kept;
         self.expectations.forget_others(&live);
-        Ok(results.into_iter().any(|soon| soon))
+        Ok(soon)
     }
 
     /// Upstream's syncReplicaSet for one controller.
@@ -566,7 +635,7 @@ impl ReplicaSetController {
         res: &ResourceInfo,
         pods_res: &ResourceInfo,
         owner: &Value,
-        ns_pods: &[Value],
+        ns_pods: &[Arc<Value>],
     ) -> Result<Sync, ApiError> {
         let now = Utc::now();
         let ns = meta(owner, "namespace").unwrap_or_default();
@@ -583,7 +652,7 @@ impl ReplicaSetController {
         let mut out = Sync { soon: !satisfied };
 
         // Claim: keep ours that match, release ours that do not, adopt matching orphans.
-        let mut claimed: Vec<Value> = Vec::new();
+        let mut claimed: Vec<Arc<Value>> = Vec::new();
         for pod in ns_pods.iter().filter(|p| is_active(p)) {
             match controller_ref(pod) {
                 Some(r) if r.get("uid").and_then(Value::as_str) != Some(uid) => {}
@@ -599,7 +668,7 @@ impl ReplicaSetController {
                         continue;
                     }
                     if let Some(p) = self.adopt(kind, pods_res, pod, owner).await? {
-                        claimed.push(p);
+                        claimed.push(Arc::new(p));
                     }
                 }
             }
@@ -613,7 +682,7 @@ impl ReplicaSetController {
                 .err();
             out.soon |= failure.is_some();
         }
-        let claimed_refs: Vec<&Value> = claimed.iter().collect();
+        let claimed_refs: Vec<&Value> = claimed.iter().map(|p| p.as_ref()).collect();
         let status = calculate_status(owner, &claimed_refs, failure, now);
         if owner.get("status") != Some(&status) {
             let wanted = status.clone();
@@ -793,7 +862,7 @@ impl ReplicaSetController {
         kind: Kind,
         pods_res: &ResourceInfo,
         owner: &Value,
-        claimed: &[Value],
+        claimed: &[Arc<Value>],
         now: DateTime<Utc>,
     ) -> Result<(), (&'static str, String)> {
         let ns = meta(owner, "namespace").unwrap_or_default();
@@ -857,7 +926,7 @@ impl ReplicaSetController {
             }
         } else if claimed.len() > replicas {
             let surplus = (claimed.len() - replicas).min(BURST_REPLICAS);
-            let mut ordered: Vec<&Value> = claimed.iter().collect();
+            let mut ordered: Vec<&Value> = claimed.iter().map(|p| p.as_ref()).collect();
             deletion_order(&mut ordered, now);
             let mut deleted = Vec::new();
             let mut error = None;
@@ -980,7 +1049,7 @@ mod tests {
     #[test]
     fn expectations_block_until_creates_and_deletes_are_observed() {
         let exp = Expectations::default();
-        assert!(exp.satisfied("rs", &[]));
+        assert!(exp.satisfied("rs", &[] as &[Value]));
         exp.expect("rs", vec!["a".into()], vec!["uid-b".into()]);
         let b = pod("b", "", "Pending", None, "2026-01-01T00:00:00Z");
         assert!(!exp.satisfied("rs", std::slice::from_ref(&b)));
@@ -991,7 +1060,7 @@ mod tests {
         b_deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:30Z");
         assert!(exp.satisfied("rs", &[a, b_deleting]));
         // Satisfied expectations are dropped, so the next pass is free too.
-        assert!(exp.satisfied("rs", &[]));
+        assert!(exp.satisfied("rs", &[] as &[Value]));
     }
 
     #[test]

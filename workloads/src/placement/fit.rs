@@ -359,7 +359,7 @@ pub struct NodeState {
 }
 
 /// A request of zero counts as upstream's non-zero defaults for scoring (100m cpu, 200Mi).
-fn nonzero_requests(reqs: &BTreeMap<String, i128>) -> (i128, i128) {
+pub(crate) fn nonzero_requests(reqs: &BTreeMap<String, i128>) -> (i128, i128) {
     let cpu = match reqs.get(CPU).copied().unwrap_or(0) {
         0 => 100,
         v => v,
@@ -399,15 +399,19 @@ impl NodeState {
         if !is_active(pod) {
             return;
         }
-        let reqs = pod_requests(pod);
-        let (cpu, memory) = nonzero_requests(&reqs);
+        self.add_requests(&pod_requests(pod), !anti_terms(pod).is_empty());
+    }
+
+    /// Counts one more active pod with these requests (`pod_requests`) bound to the node.
+    pub fn add_requests(&mut self, reqs: &BTreeMap<String, i128>, anti_affinity: bool) {
+        let (cpu, memory) = nonzero_requests(reqs);
         self.nonzero.0 += cpu;
         self.nonzero.1 += memory;
         for (k, v) in reqs {
-            *self.requested.entry(k).or_default() += v;
+            *self.requested.entry(k.clone()).or_default() += v;
         }
         self.active += 1;
-        self.anti_affinity |= !anti_terms(pod).is_empty();
+        self.anti_affinity |= anti_affinity;
     }
 }
 
@@ -504,7 +508,7 @@ pub fn unfit_with(
 }
 
 /// Whether the pod tolerates the NoSchedule taint `key` (with no value).
-fn tolerated_by(pod: &Value, key: &str) -> bool {
+pub(crate) fn tolerated_by(pod: &Value, key: &str) -> bool {
     let taint = serde_json::json!({"key": key, "effect": "NoSchedule"});
     array_at(pod, "/spec/tolerations")
         .iter()
@@ -519,13 +523,19 @@ pub fn score(pod: &Value, node: &Value, bound: &[&Value]) -> i64 {
 
 /// [`score`] against a precomputed [`NodeState`]; `want` is `pod_requests(pod)`.
 pub fn score_with(want: &BTreeMap<String, i128>, state: &NodeState) -> i64 {
-    let (cpu, memory) = nonzero_requests(want);
+    let cap = |name: &str| state.allocatable.get(name).copied().unwrap_or(0);
+    least_allocated(
+        (cap(CPU), cap(MEMORY)),
+        state.nonzero,
+        nonzero_requests(want),
+    )
+}
+
+/// The LeastAllocated score from the node's cpu and memory allocatable, the non-zero
+/// requests already on it and the pod's (see [`score_with`]).
+pub fn least_allocated(cap: (i128, i128), used: (i128, i128), want: (i128, i128)) -> i64 {
     let mut total = 0i128;
-    for (name, requested) in [
-        (CPU, state.nonzero.0 + cpu),
-        (MEMORY, state.nonzero.1 + memory),
-    ] {
-        let cap = state.allocatable.get(name).copied().unwrap_or(0);
+    for (cap, requested) in [(cap.0, used.0 + want.0), (cap.1, used.1 + want.1)] {
         if cap > 0 && requested <= cap {
             total += (cap - requested) * 100 / cap;
         }

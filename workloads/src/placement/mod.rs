@@ -12,19 +12,22 @@
 pub mod fit;
 pub mod mesh_bids;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use beemesh_translator::binding;
 use beemesh_translator::service::{ObjectService, Part, WriteOptions};
-use beemesh_translator::store::{ListRequest, parse_stored};
+use beemesh_translator::store::parse_stored;
 use beemesh_translator::{ApiError, ResourceInfo};
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use bytes::Bytes;
+
 use crate::change_wait::wait_for_change;
+use crate::controller_support::ParsedCache;
 use crate::node_registration::{Involved, record_event};
 use fit::Candidate;
 
@@ -88,16 +91,20 @@ pub fn award(bids: &[Bid]) -> Option<&Bid> {
 /// Bids computed from this node's replica of every Node and pod.
 pub struct ReplicatedBids {
     service: ObjectService,
+    /// What rounds need of each pod and Node, derived once per stored version: a round
+    /// re-reads only what changed since the last one instead of parsing 30,000 pods and
+    /// 1,000 Nodes per pass.
+    pods: Mutex<ParsedCache<PodFacts>>,
+    nodes: Mutex<ParsedCache<NodeFacts>>,
 }
 
 impl ReplicatedBids {
     pub fn new(service: ObjectService) -> Self {
-        ReplicatedBids { service }
-    }
-
-    fn all(&self, res: &ResourceInfo) -> Result<Vec<Value>, ApiError> {
-        let page = self.service.store.list(res, &ListRequest::latest(None))?;
-        page.items.iter().map(|i| parse_stored(i)).collect()
+        ReplicatedBids {
+            service,
+            pods: Mutex::default(),
+            nodes: Mutex::default(),
+        }
     }
 }
 
@@ -126,11 +133,133 @@ impl BidSource for ReplicatedBids {
     fn round(&self) -> Result<Box<dyn Round>, ApiError> {
         let nodes = self.service.registry.served("", "v1", "nodes")?;
         let pods = self.service.registry.served("", "v1", "pods")?;
-        Ok(Box::new(ReplicatedRound::new(
-            self.all(&nodes)?,
-            self.all(&pods)?,
-        )))
+        // A cache left half-refreshed by a panic only costs parses.
+        let nodes = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refresh(&self.service, &nodes, |b| {
+                NodeFacts::new(beemesh_translator::store::parse_stored(b)?)
+            })?;
+        let pods = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .refresh(&self.service, &pods, |b| PodFacts::from_stored(b.clone()))?;
+        Ok(Box::new(ReplicatedRound::from_facts(nodes, &pods)))
     }
+}
+
+/// What a round needs of one stored pod.
+pub(crate) struct PodFacts {
+    /// `spec.nodeName`, when bound.
+    node: Option<String>,
+    /// Not Succeeded or Failed: it holds its node's resources.
+    active: bool,
+    owner: Option<String>,
+    requests: BTreeMap<String, i128>,
+    anti_affinity: bool,
+    /// The stored pod, parsed again only when a round checks anti-affinity.
+    raw: Bytes,
+}
+
+impl PodFacts {
+    fn from_stored(raw: Bytes) -> Result<Self, ApiError> {
+        let pod = beemesh_translator::store::parse_stored(&raw)?;
+        Ok(PodFacts {
+            node: pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string),
+            active: fit::is_active(&pod),
+            owner: controller_uid(&pod).map(str::to_string),
+            requests: fit::pod_requests(&pod),
+            anti_affinity: fit::has_anti_affinity(&pod),
+            raw,
+        })
+    }
+
+    fn from_value(pod: &Value) -> Result<Self, ApiError> {
+        let raw = serde_json::to_vec(pod).map_err(|e| ApiError::internal(e.to_string()))?;
+        PodFacts::from_stored(Bytes::from(raw))
+    }
+}
+
+/// What a round needs of one Node, worked out once per stored version of it.
+pub(crate) struct NodeFacts {
+    node: Value,
+    name: String,
+    up_since: String,
+    unschedulable: bool,
+    /// Its NoSchedule and NoExecute taints (the others never keep a pod off).
+    taints: Vec<Value>,
+    /// Allocatable and readiness, with no pods counted.
+    empty: fit::NodeState,
+}
+
+impl NodeFacts {
+    fn new(node: Value) -> Result<Self, ApiError> {
+        let taints = node
+            .pointer("/spec/taints")
+            .and_then(Value::as_array)
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(NodeFacts {
+            name: fit_name(&node).to_string(),
+            up_since: up_since(&node),
+            unschedulable: node.pointer("/spec/unschedulable").and_then(Value::as_bool)
+                == Some(true),
+            taints,
+            empty: fit::NodeState::new(&node, &[]),
+            node,
+        })
+    }
+}
+
+/// A node's room in the few numbers the common fit check reads (kept from its
+/// [`fit::NodeState`]): pods allowed, cpu/memory/ephemeral-storage allocatable and requested.
+#[derive(Debug, Clone, Copy, Default)]
+struct Room {
+    pods: Option<i128>,
+    active: i128,
+    cap: [i128; 3],
+    used: [i128; 3],
+    nonzero: (i128, i128),
+}
+
+const ROOM_RESOURCES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+impl Room {
+    fn of(state: &fit::NodeState) -> Self {
+        let get = |m: &BTreeMap<String, i128>, k: &str| m.get(k).copied().unwrap_or(0);
+        Room {
+            pods: state.allocatable.get("pods").copied(),
+            active: i128::try_from(state.active).unwrap_or(i128::MAX),
+            cap: ROOM_RESOURCES.map(|k| get(&state.allocatable, k)),
+            used: ROOM_RESOURCES.map(|k| get(&state.requested, k)),
+            nonzero: state.nonzero,
+        }
+    }
+}
+
+/// What a tender needs of the pod, worked out once rather than once per node.
+struct Need<'a> {
+    tolerations: &'a [Value],
+    tolerates_unschedulable: bool,
+    tolerates_not_ready: bool,
+    /// The pod has a nodeSelector or required node affinity.
+    selects: bool,
+    /// cpu, memory, ephemeral-storage.
+    want: [i128; 3],
+    nonzero: (i128, i128),
+    /// Extended resources (hugepages, vendor/...) requested: the full check runs.
+    extended: bool,
 }
 
 /// Every Node and pod as this replica held them when the round began, plus the round's
@@ -138,55 +267,127 @@ impl BidSource for ReplicatedBids {
 /// it are summed when the round opens and kept up to date as it awards, so a tender costs
 /// one cheap check per node instead of a pass over every pod per node.
 struct ReplicatedRound {
-    nodes: Vec<Value>,
+    nodes: Vec<Arc<NodeFacts>>,
     states: Vec<fit::NodeState>,
-    up_since: Vec<String>,
+    rooms: Vec<Room>,
     index: HashMap<String, usize>,
-    /// The active pods bound to each node (for required anti-affinity only).
-    bound: Vec<Vec<Value>>,
+    /// The active pods bound to each node when the round opened, and those it awarded
+    /// (for required anti-affinity only, parsed when first needed).
+    bound: Vec<Vec<Bytes>>,
+    awarded: Vec<Vec<Value>>,
+    parsed: Option<Vec<Vec<Value>>>,
     /// Whether any bound pod has required anti-affinity terms.
     any_anti_affinity: bool,
-    /// Active pods per (node, controller uid): the spread term of the score.
-    owned: HashMap<(usize, String), i64>,
+    /// Active pods per controller uid and node: the spread term of the score.
+    owned: HashMap<String, HashMap<usize, i64>>,
 }
 
 impl ReplicatedRound {
     fn new(nodes: Vec<Value>, pods: Vec<Value>) -> Self {
+        let nodes = nodes
+            .into_iter()
+            .filter_map(|n| NodeFacts::new(n).ok().map(Arc::new))
+            .collect();
+        let pods: Vec<Arc<PodFacts>> = pods
+            .iter()
+            .filter_map(|p| PodFacts::from_value(p).ok().map(Arc::new))
+            .collect();
+        ReplicatedRound::from_facts(nodes, &pods)
+    }
+
+    fn from_facts(nodes: Vec<Arc<NodeFacts>>, pods: &[Arc<PodFacts>]) -> Self {
         let index: HashMap<String, usize> = nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| (fit_name(n).to_string(), i))
+            .map(|(i, n)| (n.name.clone(), i))
             .collect();
-        let mut bound: Vec<Vec<Value>> = vec![Vec::new(); nodes.len()];
-        let mut owned: HashMap<(usize, String), i64> = HashMap::new();
+        let mut states: Vec<fit::NodeState> = nodes.iter().map(|n| n.empty.clone()).collect();
+        let mut bound: Vec<Vec<Bytes>> = vec![Vec::new(); nodes.len()];
+        let mut owned: HashMap<String, HashMap<usize, i64>> = HashMap::new();
         for p in pods {
-            if let Some(i) = p
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .and_then(|n| index.get(n))
-                && fit::is_active(&p)
+            if let Some(&i) = p.node.as_ref().and_then(|n| index.get(n))
+                && p.active
             {
-                if let Some(owner) = controller_uid(&p) {
-                    *owned.entry((*i, owner.to_string())).or_default() += 1;
+                if let Some(owner) = &p.owner {
+                    *owned
+                        .entry(owner.clone())
+                        .or_default()
+                        .entry(i)
+                        .or_default() += 1;
                 }
-                bound[*i].push(p);
+                states[i].add_requests(&p.requests, p.anti_affinity);
+                bound[i].push(p.raw.clone());
             }
         }
-        let states: Vec<fit::NodeState> = nodes
-            .iter()
-            .zip(&bound)
-            .map(|(n, b)| fit::NodeState::new(n, &b.iter().collect::<Vec<_>>()))
-            .collect();
         let any_anti_affinity = states.iter().any(|s| s.anti_affinity);
         ReplicatedRound {
-            up_since: nodes.iter().map(up_since).collect(),
+            rooms: states.iter().map(Room::of).collect(),
+            awarded: vec![Vec::new(); nodes.len()],
             nodes,
             states,
             index,
             bound,
+            parsed: None,
             any_anti_affinity,
             owned,
         }
+    }
+
+    /// Parses the pods bound when the round opened, once, for anti-affinity.
+    fn parse_bound(&mut self) {
+        if self.parsed.is_none() {
+            self.parsed = Some(
+                self.bound
+                    .iter()
+                    .map(|raws| {
+                        raws.iter()
+                            .filter_map(|r| beemesh_translator::store::parse_stored(r).ok())
+                            .collect()
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    /// Every node with its bound pods (after [`Self::parse_bound`]).
+    fn cluster(&self) -> Vec<Candidate<'_>> {
+        let parsed = self.parsed.as_deref().unwrap_or_default();
+        self.nodes
+            .iter()
+            .zip(parsed.iter().zip(&self.awarded))
+            .map(|(n, (bound, awarded))| Candidate {
+                node: &n.node,
+                pods: bound.iter().chain(awarded).collect(),
+            })
+            .collect()
+    }
+
+    /// The common case of [`fit::unfit_with`] without anti-affinity or extended
+    /// resources, from precomputed facts: true when the node certainly fits. A node that
+    /// does not is checked again by `unfit_with` for kube-scheduler's reasons.
+    fn fits(&self, pod: &Value, need: &Need, i: usize) -> bool {
+        let facts = &self.nodes[i];
+        if facts.unschedulable && !need.tolerates_unschedulable {
+            return false;
+        }
+        if facts
+            .taints
+            .iter()
+            .any(|t| !need.tolerations.iter().any(|tol| fit::tolerates(tol, t)))
+        {
+            return false;
+        }
+        if !self.states[i].ready && !need.tolerates_not_ready {
+            return false;
+        }
+        if need.selects && !fit::matches_node_selector(pod, &facts.node) {
+            return false;
+        }
+        let room = &self.rooms[i];
+        if room.pods.is_some_and(|max| (room.active + 1) * 1000 > max) {
+            return false;
+        }
+        (0..3).all(|k| need.want[k] == 0 || need.want[k] <= room.cap[k] - room.used[k])
     }
 }
 
@@ -239,47 +440,84 @@ fn fit_name(node: &Value) -> &str {
 }
 
 impl Round for ReplicatedRound {
+    /// Only the winning bid is returned: this round holds every node's bid, and
+    /// materialising 1,000 of them per pod cost more than deciding among them.
     fn tender(&mut self, pod: &Value) -> Tender {
         let want = fit::pod_requests(pod);
         // Anti-affinity needs every node's pods; without any terms it cannot reject.
-        let cluster: Option<Vec<Candidate>> =
-            (self.any_anti_affinity || fit::has_anti_affinity(pod)).then(|| {
-                self.nodes
-                    .iter()
-                    .zip(&self.bound)
-                    .map(|(node, pods)| Candidate {
-                        node,
-                        pods: pods.iter().collect(),
-                    })
-                    .collect()
-            });
-        let mut bids = Vec::new();
-        let mut siblings = Vec::new();
-        let mut reasons = Vec::new();
+        let anti = self.any_anti_affinity || fit::has_anti_affinity(pod);
+        if anti {
+            self.parse_bound();
+        }
+        let need = Need {
+            tolerations: pod
+                .pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .map_or(&[], Vec::as_slice),
+            tolerates_unschedulable: fit::tolerated_by(pod, "node.kubernetes.io/unschedulable"),
+            tolerates_not_ready: fit::tolerated_by(pod, "node.kubernetes.io/not-ready"),
+            selects: pod.pointer("/spec/nodeSelector").is_some()
+                || pod
+                    .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution")
+                    .is_some(),
+            want: ROOM_RESOURCES.map(|k| want.get(k).copied().unwrap_or(0)),
+            nonzero: fit::nonzero_requests(&want),
+            extended: want.iter().any(|(name, need)| {
+                *need != 0 && (name.starts_with("hugepages-") || name.contains('/'))
+            }),
+        };
         let owner = controller_uid(pod);
-        for (i, node) in self.nodes.iter().enumerate() {
-            let state = &self.states[i];
-            let why = fit::unfit_with(pod, &want, node, state, cluster.as_deref());
+        let siblings_of = owner.and_then(|o| self.owned.get(o));
+        // (node, LeastAllocated score, siblings there) of each node that fits.
+        let mut fitting: Vec<(usize, i64, i64)> = Vec::new();
+        let mut reasons = Vec::new();
+        let full_check = anti || need.extended;
+        let cluster = anti.then(|| self.cluster());
+        for i in 0..self.nodes.len() {
+            let fits = !full_check && self.fits(pod, &need, i);
+            let why = if fits {
+                Vec::new()
+            } else {
+                fit::unfit_with(
+                    pod,
+                    &want,
+                    &self.nodes[i].node,
+                    &self.states[i],
+                    cluster.as_deref(),
+                )
+            };
             if why.is_empty() {
-                bids.push(Bid {
-                    node: fit_name(node).to_string(),
-                    score: fit::score_with(&want, state),
-                    up_since: self.up_since[i].clone(),
-                });
-                siblings.push(owner.map_or(0, |o| {
-                    self.owned.get(&(i, o.to_string())).copied().unwrap_or(0)
-                }));
+                let room = &self.rooms[i];
+                let score =
+                    fit::least_allocated((room.cap[0], room.cap[1]), room.nonzero, need.nonzero);
+                let siblings = siblings_of.and_then(|m| m.get(&i)).copied().unwrap_or(0);
+                fitting.push((i, score, siblings));
             } else {
                 reasons.push(why);
             }
         }
-        for (bid, spread) in bids.iter_mut().zip(spread_scores(&siblings)) {
-            bid.score += SPREAD_WEIGHT * spread;
+        drop(cluster);
+        if fitting.is_empty() {
+            return Tender::NoFit(fit::failed_scheduling_message(self.nodes.len(), &reasons));
         }
-        if bids.is_empty() {
-            Tender::NoFit(fit::failed_scheduling_message(self.nodes.len(), &reasons))
-        } else {
-            Tender::Bids(bids)
+        let spread = spread_scores(&fitting.iter().map(|f| f.2).collect::<Vec<_>>());
+        let best = fitting
+            .iter()
+            .zip(spread)
+            .map(|(&(i, score, _), spread)| (i, score + SPREAD_WEIGHT * spread))
+            .max_by(|(a, sa), (b, sb)| {
+                let (a, b) = (&self.nodes[*a], &self.nodes[*b]);
+                sa.cmp(sb)
+                    .then_with(|| b.up_since.cmp(&a.up_since))
+                    .then_with(|| b.name.cmp(&a.name))
+            });
+        match best {
+            Some((i, score)) => Tender::Bids(vec![Bid {
+                node: self.nodes[i].name.clone(),
+                score,
+                up_since: self.nodes[i].up_since.clone(),
+            }]),
+            None => Tender::NoFit(fit::failed_scheduling_message(self.nodes.len(), &reasons)),
         }
     }
 
@@ -287,14 +525,24 @@ impl Round for ReplicatedRound {
         let Some(&i) = self.index.get(node) else {
             return;
         };
-        if let Some(owner) = controller_uid(pod) {
-            *self.owned.entry((i, owner.to_string())).or_default() += 1;
+        if !fit::is_active(pod) {
+            return;
         }
+        if let Some(owner) = controller_uid(pod) {
+            *self
+                .owned
+                .entry(owner.to_string())
+                .or_default()
+                .entry(i)
+                .or_default() += 1;
+        }
+        let anti = fit::has_anti_affinity(pod);
+        self.states[i].add_requests(&fit::pod_requests(pod), anti);
+        self.rooms[i] = Room::of(&self.states[i]);
+        self.any_anti_affinity |= anti;
         let mut bound = pod.clone();
         bound["spec"]["nodeName"] = json!(node);
-        self.states[i].add(&bound);
-        self.any_anti_affinity |= fit::has_anti_affinity(&bound);
-        self.bound[i].push(bound);
+        self.awarded[i].push(bound);
     }
 }
 
@@ -354,6 +602,9 @@ pub struct PlacementController {
     service: ObjectService,
     bids: Arc<dyn BidSource>,
     backoff: HashMap<String, Backoff>,
+    /// Each stored pod that wants placement, parsed once per stored version (bound pods,
+    /// nearly all of them, are told from their bytes and hold nothing).
+    unbound: ParsedCache<Option<Value>>,
 }
 
 impl PlacementController {
@@ -367,6 +618,7 @@ impl PlacementController {
             service,
             bids,
             backoff: HashMap::new(),
+            unbound: ParsedCache::default(),
         }
     }
 
@@ -377,7 +629,13 @@ impl PlacementController {
     /// One pass over the unbound pods; returns the soonest backoff end, if any.
     pub async fn pass(&mut self) -> Result<Option<Instant>, ApiError> {
         let pods = self.resource("pods")?;
-        let page = self.service.store.list(&pods, &ListRequest::latest(None))?;
+        let listed = self.unbound.refresh(&self.service, &pods, |raw| {
+            if raw_is_bound(raw) {
+                return Ok(None);
+            }
+            let pod = parse_stored(raw)?;
+            Ok(wants_placement(&pod).then_some(pod))
+        })?;
         let now = Instant::now();
         // Opened on the first pod that needs it: most passes place nothing.
         let mut round: Option<Box<dyn Round>> = None;
@@ -385,15 +643,7 @@ impl PlacementController {
         let mut seen = Vec::new();
         let mut soonest: Option<Instant> = None;
         let mut awards = Vec::new();
-        for item in page.items {
-            // Most pods are bound: skip them without parsing.
-            if raw_is_bound(&item) {
-                continue;
-            }
-            let pod = parse_stored(&item)?;
-            if !wants_placement(&pod) {
-                continue;
-            }
+        for pod in listed.iter().filter_map(|p| p.as_ref().as_ref()) {
             let ns = pod["metadata"]["namespace"]
                 .as_str()
                 .unwrap_or("")
@@ -402,7 +652,7 @@ impl PlacementController {
             if !self
                 .service
                 .store
-                .is_home(&pods, Some(&ns), &placement_key(&pod))
+                .is_home(&pods, Some(&ns), &placement_key(pod))
             {
                 continue;
             }
@@ -413,7 +663,7 @@ impl PlacementController {
                 soonest = Some(soonest.map_or(b.next, |s| s.min(b.next)));
                 continue;
             }
-            batch.push(pod);
+            batch.push(pod.clone());
             if batch.len() >= TENDER_BATCH {
                 let batch = std::mem::take(&mut batch);
                 self.tender_batch(&pods, &mut round, batch, &mut awards, &mut soonest)
