@@ -497,10 +497,17 @@ impl BidSource for MeshBids {
                 None => {}
             }
         }
-        if hosts.is_empty() {
+        if hosts.is_empty() && gone.is_empty() {
             // Nobody else to ask: exactly the replicated round, no waiting at all.
             return self.replicated.round();
         }
+        // A Node whose host left the mesh cannot run what it would win (its agent is gone
+        // with it): it stays out until the host is back, rather than winning pods until
+        // the lifecycle controller marks it NotReady.
+        let nodes: Vec<Value> = nodes
+            .into_iter()
+            .filter(|n| host_of(n).is_none_or(|h| !gone.contains(h)))
+            .collect();
         let pods = self.list("pods")?;
         Ok(Box::new(MeshRound {
             book: NodeBook::new(nodes, &pods),
@@ -528,7 +535,7 @@ struct MeshRound {
     local: String,
     /// Live members hosting Ready Nodes.
     hosts: HashSet<String>,
-    /// Hosts of Ready Nodes that are no members now (their Nodes fall back at once).
+    /// Hosts of Ready Nodes that are no members now (their Nodes are left out).
     gone: HashSet<String>,
     /// The bids of the last batch: pod uid → node → answer.
     answers: HashMap<String, HashMap<String, NodeAnswer>>,
@@ -587,9 +594,8 @@ impl MeshRound {
                 "no bids from a member hosting Ready Nodes; its Nodes are evaluated from the replica");
         }
         for host in &self.gone {
-            bump(&self.stats.fallbacks, 1);
             tracing::debug!(tender = %id, peer = %host,
-                "a host of Ready Nodes is no member; its Nodes are evaluated from the replica");
+                "a host of Ready Nodes is no member; its Nodes take no pods");
         }
     }
 
