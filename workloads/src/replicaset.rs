@@ -876,13 +876,29 @@ impl ReplicaSetController {
             let mut remaining = (replicas - claimed.len()).min(BURST_REPLICAS);
             let mut batch = 1usize;
             let opts = WriteOptions::default();
+            let created_events = |names: Vec<String>| {
+                futures::future::join_all(names.into_iter().map(|n| {
+                    self.event(
+                        kind,
+                        owner,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {n}"),
+                    )
+                }))
+            };
+            // A batch's SuccessfulCreate events are written with the next batch's creates
+            // (upstream's recorder writes them asynchronously too), so each slow-start
+            // step waits for one commit, not two.
+            let mut unrecorded: Vec<String> = Vec::new();
             while remaining > 0 {
                 let n = batch.min(remaining);
-                let creates = (0..n).map(|_| {
+                let creates = futures::future::join_all((0..n).map(|_| {
                     self.service
                         .create(pods_res, Some(ns), pod_from_template(kind, owner), &opts)
-                });
-                let results = futures::future::join_all(creates).await;
+                }));
+                let (results, _) =
+                    futures::join!(creates, created_events(std::mem::take(&mut unrecorded)));
                 let mut names = Vec::new();
                 let mut error = None;
                 for r in results {
@@ -895,18 +911,10 @@ impl ReplicaSetController {
                         Err(e) => error = Some(e),
                     }
                 }
-                futures::future::join_all(names.iter().map(|n| {
-                    self.event(
-                        kind,
-                        owner,
-                        "Normal",
-                        "SuccessfulCreate",
-                        format!("Created pod: {n}"),
-                    )
-                }))
-                .await;
-                self.expectations.expect(uid, names, Vec::new());
+                self.expectations.expect(uid, names.clone(), Vec::new());
+                unrecorded = names;
                 if let Some(e) = error {
+                    created_events(std::mem::take(&mut unrecorded)).await;
                     // A terminating namespace refuses new pods; upstream does not report it.
                     if e.code() == 403 && e.to_string().contains("being terminated") {
                         return Ok(());
@@ -924,6 +932,7 @@ impl ReplicaSetController {
                 remaining -= n;
                 batch *= 2;
             }
+            created_events(unrecorded).await;
         } else if claimed.len() > replicas {
             let surplus = (claimed.len() - replicas).min(BURST_REPLICAS);
             let mut ordered: Vec<&Value> = claimed.iter().map(|p| p.as_ref()).collect();
