@@ -1723,7 +1723,8 @@ async fn scale(
                     match pinned {
                         Some(rv) => new["metadata"]["resourceVersion"] = json!(rv),
                         None => {
-                            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+                            {
                                 m.remove("resourceVersion");
                             }
                         }

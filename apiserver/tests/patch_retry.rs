@@ -68,9 +68,16 @@ async fn concurrent_scale_patches_and_status_writes_all_land() {
         futures::future::join_all(statuses),
     )
     .await;
-    assert!(a.iter().chain(&b).all(|c| *c == StatusCode::OK), "{a:?} {b:?}");
+    assert!(
+        a.iter().chain(&b).all(|c| *c == StatusCode::OK),
+        "{a:?} {b:?}"
+    );
 
-    let scale = node.get(&format!("{DEPLOYS}/web/scale")).send().await.json();
+    let scale = node
+        .get(&format!("{DEPLOYS}/web/scale"))
+        .send()
+        .await
+        .json();
     node.patch(&format!("{DEPLOYS}/web/status"))
         .merge(&json!({"status": {"observedGeneration": 99}}))
         .send()
