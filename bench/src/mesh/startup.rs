@@ -7,8 +7,12 @@
 //! `default` from the resourceVersion of a list taken before anything is created, then
 //! creates `N × pods-per-node / replicas` Deployments of `replicas` pods each through the
 //! API (JSON over HTTP/2 with the admin certificate, `create-concurrency` in flight, as
-//! many `kubectl create` would), and reads the watch until every pod is Running, then
-//! `settle` seconds more.
+//! many `kubectl create` would), and reads the watch until every pod is Running (the
+//! *saturation* phase). Then, on the cluster now holding those pods, the *latency* phase:
+//! `latency-pods` Deployments of one replica each created at `latency-rate` per second (as
+//! ClusterLoader2's density test creates its latency pods on a saturated cluster and
+//! judges the pod startup SLO on them, not on the saturation pods), read until they run
+//! too; then `settle` seconds more.
 //!
 //! Definitions (all times in the bench's clock):
 //! - *created*: the pod's first watch event (ADDED) was read. The pod's
@@ -16,7 +20,8 @@
 //!   the ADDED event trails the create by the watch delivery (milliseconds, see
 //!   `watch-latency`), so this is the upstream SLO's start point, observed.
 //! - *Running*: the first watch event with `status.phase: Running` was read (upstream's
-//!   pod startup SLO: creation → all containers started, observed via watch).
+//!   pod startup SLO: creation → all containers started, observed via watch;
+//!   ClusterLoader2's `PodStartupLatency` takes both times from its watch the same way).
 //! - *startup latency*: created → Running. Also reported: Deployment create sent →
 //!   Running (includes the Deployment and ReplicaSet controllers), and created → bound
 //!   (`spec.nodeName` seen: placement's share).
@@ -46,6 +51,15 @@ use super::stats::{Summary, cdf_points};
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/default/deployments";
 const DEPLOY_LABEL: &str = "bench-deploy";
+/// Name prefix of the saturation phase's Deployments.
+const SATURATION_PREFIX: &str = "startup-";
+/// Name prefix of the latency phase's single-replica Deployments.
+const LATENCY_PREFIX: &str = "latency-";
+/// Requests of a saturation pod.
+const SATURATION_REQUESTS: (&str, &str) = ("10m", "16Mi");
+/// Requests of a latency pod: ClusterLoader2's density defaults (`LATENCY_POD_CPU` 100m,
+/// `LATENCY_POD_MEMORY` 350M).
+const LATENCY_REQUESTS: (&str, &str) = ("100m", "350M");
 /// The capacity of every simulated node (kwok's default).
 pub const SIM_CAPACITY: &str = "cpu=32,memory=256Gi,pods=110";
 
@@ -73,6 +87,13 @@ pub struct StartupArgs {
     /// Seconds to wait for every pod to run before giving up on a run.
     #[arg(long, default_value_t = 600.0)]
     pub timeout: f64,
+    /// Latency phase: single-replica Deployments created after every saturation pod runs
+    /// (ClusterLoader2's density test: max(500, nodes) at 5/s); 0 skips the phase.
+    #[arg(long, default_value_t = 500)]
+    pub latency_pods: usize,
+    /// Latency phase: Deployment creates per second (ClusterLoader2's `Uniform5qps`).
+    #[arg(long, default_value_t = 5.0)]
+    pub latency_rate: f64,
     /// Seconds the watch is read after the last pod ran (over-placement check).
     #[arg(long, default_value_t = 5.0)]
     pub settle: f64,
@@ -121,6 +142,32 @@ pub struct StartupRun {
     pub node_peak_rss_bytes: u64,
     /// Load average when the run started and ended.
     pub load_average: (String, String),
+    /// The latency phase on the saturated cluster (`None`: skipped, or the saturation
+    /// phase did not finish).
+    pub latency: Option<LatencyPhase>,
+}
+
+/// Single-replica Deployments created at a steady rate once the saturation pods run:
+/// ClusterLoader2's "latency pods", on which upstream judges the pod startup SLO.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyPhase {
+    pub pods_expected: usize,
+    pub pods_running: usize,
+    /// Creates per second asked for, and achieved (creates sent / first → last sent).
+    pub rate_per_second: f64,
+    pub achieved_rate_per_second: f64,
+    /// Last saturation pod Running → first latency Deployment create sent.
+    pub gap_after_saturation_seconds: f64,
+    /// First latency create sent → last latency pod Running.
+    pub wall_seconds: f64,
+    /// Pod ADDED seen → Running seen (the SLO figure, as ClusterLoader2 measures it).
+    pub startup: Option<Summary>,
+    /// Pod ADDED seen → `spec.nodeName` seen.
+    pub placement: Option<Summary>,
+    /// Deployment create sent → pod Running seen.
+    pub since_deployment_create: Option<Summary>,
+    /// CDF of `startup` (ms, fraction), at most 200 points.
+    pub startup_cdf: Vec<(f64, f64)>,
 }
 
 #[derive(Deserialize)]
@@ -182,8 +229,9 @@ struct Observed {
 }
 
 impl Observed {
-    /// Applies one event read at `at`; returns whether the pod just turned Running.
-    fn apply(&mut self, event: WatchEvent, at: Instant) -> bool {
+    /// Applies one event read at `at`; returns the Deployment of a pod that just turned
+    /// Running.
+    fn apply(&mut self, event: WatchEvent, at: Instant) -> Option<&str> {
         self.events += 1;
         let PodObject {
             metadata,
@@ -191,7 +239,7 @@ impl Observed {
             status,
         } = event.object;
         if metadata.uid.is_empty() {
-            return false;
+            return None;
         }
         let deployment = metadata
             .labels
@@ -219,7 +267,7 @@ impl Observed {
             }
         });
         if pod.gone {
-            return false;
+            return None;
         }
         if let Some(node) = spec.node_name.filter(|n| !n.is_empty())
             && pod.node.is_none()
@@ -240,13 +288,13 @@ impl Observed {
             {
                 *n = n.saturating_sub(1);
             }
-            return false;
+            return None;
         }
         if pod.running.is_none() && status.phase.as_deref() == Some("Running") {
             pod.running = Some(at);
-            return true;
+            return Some(&pod.deployment);
         }
-        false
+        None
     }
 }
 
@@ -273,6 +321,14 @@ pub async fn run(args: &StartupArgs) -> anyhow::Result<Vec<StartupRun>> {
         "--timeout must be in (0, 3600] s"
     );
     anyhow::ensure!(
+        args.latency_pods <= 100_000,
+        "--latency-pods must be at most 100000"
+    );
+    anyhow::ensure!(
+        args.latency_rate > 0.0 && args.latency_rate <= 1000.0,
+        "--latency-rate must be in (0, 1000] per second"
+    );
+    anyhow::ensure!(
         (0.0..=600.0).contains(&args.settle),
         "--settle must be in [0, 600] s"
     );
@@ -297,7 +353,7 @@ fn one_line(r: &StartupRun) -> String {
     let ms = |s: &Option<Summary>, f: fn(&Summary) -> f64| s.as_ref().map_or(f64::NAN, f);
     format!(
         "{} nodes: {}/{} pods Running in {:.1} s = {:.0} pods/s; startup p50 {:.0} p99 {:.0} ms; \
-         placement p99 {:.0} ms; max pods/Deployment {} (replicas {}), over {}; max pods/node {}",
+         placement p99 {:.0} ms; max pods/Deployment {} (replicas {}), over {}; max pods/node {}{}",
         r.nodes,
         r.pods_running,
         r.pods_expected,
@@ -310,10 +366,19 @@ fn one_line(r: &StartupRun) -> String {
         r.replicas,
         r.deployments_over_replicas,
         r.max_pods_per_node,
+        r.latency.as_ref().map_or(String::new(), |l| format!(
+            "; latency pods {}/{} at {:.1}/s: startup p50 {:.0} p90 {:.0} p99 {:.0} ms",
+            l.pods_running,
+            l.pods_expected,
+            l.achieved_rate_per_second,
+            ms(&l.startup, |s| s.p50_ms),
+            ms(&l.startup, |s| s.p90_ms),
+            ms(&l.startup, |s| s.p99_ms),
+        )),
     )
 }
 
-fn deployment(name: &str, replicas: usize) -> serde_json::Value {
+fn deployment(name: &str, replicas: usize, (cpu, memory): (&str, &str)) -> serde_json::Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -327,7 +392,7 @@ fn deployment(name: &str, replicas: usize) -> serde_json::Value {
                     "containers": [{
                         "name": "app",
                         "image": "registry.k8s.io/pause:3.10",
-                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        "resources": {"requests": {"cpu": cpu, "memory": memory}},
                     }],
                 },
             },
@@ -406,11 +471,18 @@ async fn wait_nodes_ready(node: &mut MeshNode, client: &Client, n: usize) -> any
     }
 }
 
+/// Running pods counted by the watch reader, per phase.
+#[derive(Default)]
+struct RunningCounts {
+    saturation: AtomicUsize,
+    latency: AtomicUsize,
+}
+
 /// Reads the pod watch into `observed` until `stop`; counts Running pods in `running`.
 async fn read_watch(
     response: reqwest::Response,
     mut stop: watch::Receiver<bool>,
-    running: Arc<AtomicUsize>,
+    running: Arc<RunningCounts>,
 ) -> Observed {
     let mut observed = Observed::default();
     let mut stream = response.bytes_stream();
@@ -428,9 +500,14 @@ async fn read_watch(
             let line = &buffer[start..start + pos];
             start += pos + 1;
             if let Ok(event) = serde_json::from_slice::<WatchEvent>(line)
-                && observed.apply(event, at)
+                && let Some(deployment) = observed.apply(event, at)
             {
-                running.fetch_add(1, Ordering::Relaxed);
+                let counter = if deployment.starts_with(LATENCY_PREFIX) {
+                    &running.latency
+                } else {
+                    &running.saturation
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
             }
         }
         buffer.drain(..start);
@@ -484,31 +561,25 @@ async fn run_one(
         bail!("the pod watch answered {}", response.status());
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let running = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(RunningCounts::default());
     let reader = tokio::spawn(read_watch(response, stop_rx, running.clone()));
 
-    // Deployments through the API, `create_concurrency` at a time.
+    // Saturation: Deployments through the API, `create_concurrency` at a time.
     let started = Instant::now();
     let plans: Vec<(String, usize)> = (0..deployments)
         .map(|i| {
             let replicas = args.replicas.min(total - i * args.replicas);
-            (format!("startup-{:05}", i + 1), replicas)
+            (format!("{SATURATION_PREFIX}{:05}", i + 1), replicas)
         })
         .collect();
     let sent: Vec<anyhow::Result<(String, Instant)>> = futures::stream::iter(plans.clone())
         .map(|(name, replicas)| {
-            let request = client
-                .post(node.url(DEPLOYMENTS))
-                .json(&deployment(&name, replicas));
-            async move {
-                let at = Instant::now();
-                let response = request.send().await?;
-                let status = response.status();
-                if !status.is_success() {
-                    bail!("creating {name}: {status}: {}", response.text().await?);
-                }
-                Ok((name, at))
-            }
+            let request = client.post(node.url(DEPLOYMENTS)).json(&deployment(
+                &name,
+                replicas,
+                SATURATION_REQUESTS,
+            ));
+            create(request, name)
         })
         .buffer_unordered(args.create_concurrency)
         .collect()
@@ -519,67 +590,116 @@ async fn run_one(
         "   {deployments} Deployments of {} created in {create_seconds:.1} s",
         args.replicas
     );
-
     let deadline = started + Duration::from_secs_f64(args.timeout);
-    let mut last_report = Instant::now();
-    loop {
-        let done = running.load(Ordering::Relaxed);
-        if done >= total {
-            break;
+    let stopped = wait_running(&mut node, &running.saturation, total, deadline, started).await?;
+    let saturated = running.saturation.load(Ordering::Relaxed) >= total;
+
+    // Latency: single-replica Deployments at a steady rate on the saturated cluster.
+    let mut latency_plans: Vec<(String, usize)> = Vec::new();
+    let mut latency_sent: HashMap<String, Instant> = HashMap::new();
+    let mut latency_window: Option<(Instant, Instant, Instant)> = None;
+    if saturated && args.latency_pods > 0 {
+        latency_plans = (0..args.latency_pods)
+            .map(|i| (format!("{LATENCY_PREFIX}{:05}", i + 1), 1))
+            .collect();
+        let period = Duration::from_secs_f64(1.0 / args.latency_rate);
+        let latency_started = Instant::now();
+        let mut ticks = tokio::time::interval_at(latency_started.into(), period);
+        // A late tick does not bunch the creates that follow it.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut creates = Vec::with_capacity(latency_plans.len());
+        for (name, replicas) in &latency_plans {
+            ticks.tick().await;
+            let request = client.post(node.url(DEPLOYMENTS)).json(&deployment(
+                name,
+                *replicas,
+                LATENCY_REQUESTS,
+            ));
+            // Sent at the rate whatever the answers take, as ClusterLoader2's qpsLoad does.
+            creates.push(tokio::spawn(create(request, name.clone())));
         }
-        node.instance
-            .child
-            .check_alive()
-            .with_context(|| node.instance.log_tail())?;
-        if Instant::now() > deadline {
-            eprintln!(
-                "   timed out after {:.0} s with {done} of {total} pods Running",
-                args.timeout
-            );
-            break;
+        let last_sent = Instant::now();
+        for handle in creates {
+            let (name, at) = handle.await.context("a latency create")??;
+            latency_sent.insert(name, at);
         }
-        if last_report.elapsed() >= Duration::from_secs(10) {
-            eprintln!(
-                "   {:.0} s: {done} of {total} pods Running",
-                started.elapsed().as_secs_f64()
-            );
-            last_report = Instant::now();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        eprintln!(
+            "   {} latency Deployments of 1 created at {} per second in {:.1} s",
+            latency_plans.len(),
+            args.latency_rate,
+            last_sent.duration_since(latency_started).as_secs_f64()
+        );
+        let deadline = last_sent + Duration::from_secs_f64(args.timeout);
+        let latency_stopped = wait_running(
+            &mut node,
+            &running.latency,
+            latency_plans.len(),
+            deadline,
+            latency_started,
+        )
+        .await?;
+        latency_window = Some((latency_started, last_sent, latency_stopped));
+    } else if args.latency_pods > 0 {
+        eprintln!("   latency phase skipped: the saturation pods did not all run");
     }
-    let stopped = Instant::now();
+
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let _ = stop_tx.send(true);
     let observed = reader.await.context("the watch reader")?;
     let memory = node.instance.child.memory()?;
     drop(node);
 
-    let mut startup = Vec::new();
-    let mut placement = Vec::new();
-    let mut since_create = Vec::new();
-    let mut last_running = started;
-    let mut pods_running = 0;
-    for pod in observed.pods.values() {
-        if let Some(b) = pod.bound {
-            placement.push(b.duration_since(pod.added).as_secs_f64() * 1000.0);
-        }
-        if let Some(r) = pod.running {
-            pods_running += 1;
-            last_running = last_running.max(r);
-            startup.push(r.duration_since(pod.added).as_secs_f64() * 1000.0);
-            if let Some(s) = sent.get(&pod.deployment) {
-                since_create.push(r.duration_since(*s).as_secs_f64() * 1000.0);
-            }
-        }
-    }
+    let saturation = PhaseFigures::of(&observed, &sent, started);
     // A run that timed out is timed to its end, not to the last pod that made it.
-    let wall_seconds = if pods_running < total {
+    let wall_seconds = if saturation.pods_running < total {
         stopped.duration_since(started).as_secs_f64()
     } else {
-        last_running.duration_since(started).as_secs_f64()
+        saturation
+            .last_running
+            .duration_since(started)
+            .as_secs_f64()
     };
+    let latency = latency_window.map(|(latency_started, last_sent, latency_stopped)| {
+        let mut figures = PhaseFigures::of(&observed, &latency_sent, latency_started);
+        let expected = latency_plans.len();
+        let end = if figures.pods_running < expected {
+            latency_stopped
+        } else {
+            figures.last_running
+        };
+        let sending = last_sent.duration_since(latency_started).as_secs_f64();
+        LatencyPhase {
+            pods_expected: expected,
+            pods_running: figures.pods_running,
+            rate_per_second: args.latency_rate,
+            achieved_rate_per_second: if sending > 0.0 && expected > 1 {
+                (expected - 1) as f64 / sending
+            } else {
+                0.0
+            },
+            gap_after_saturation_seconds: latency_started
+                .saturating_duration_since(saturation.last_running)
+                .as_secs_f64(),
+            wall_seconds: end.duration_since(latency_started).as_secs_f64(),
+            startup_cdf: cdf_points(&figures.startup, 200),
+            startup: Summary::of(&mut figures.startup),
+            placement: Summary::of(&mut figures.placement),
+            since_deployment_create: Summary::of(&mut figures.since_create),
+        }
+    });
+    let PhaseFigures {
+        mut startup,
+        mut placement,
+        mut since_create,
+        pods_running,
+        ..
+    } = saturation;
     let startup_summary = Summary::of(&mut startup);
-    let replicas_of: HashMap<&str, usize> = plans.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+    let replicas_of: HashMap<&str, usize> = plans
+        .iter()
+        .chain(&latency_plans)
+        .map(|(n, r)| (n.as_str(), *r))
+        .collect();
     let over = observed
         .max_per_deployment
         .iter()
@@ -587,6 +707,7 @@ async fn run_one(
         .count();
     let off_when_settled = plans
         .iter()
+        .chain(&latency_plans)
         .filter(|(d, r)| observed.live_per_deployment.get(d).copied().unwrap_or(0) != *r)
         .count();
     Ok(StartupRun {
@@ -621,7 +742,101 @@ async fn run_one(
         node_rss_bytes: memory.rss_bytes,
         node_peak_rss_bytes: memory.peak_rss_bytes,
         load_average: (load_start, crate::report::load_average()),
+        latency,
     })
+}
+
+/// Sends one Deployment create; answers its name and when it was sent.
+async fn create(
+    request: reqwest::RequestBuilder,
+    name: String,
+) -> anyhow::Result<(String, Instant)> {
+    let at = Instant::now();
+    let response = request.send().await?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("creating {name}: {status}: {}", response.text().await?);
+    }
+    Ok((name, at))
+}
+
+/// Waits until `running` reaches `expected` or `deadline`; answers when it stopped.
+async fn wait_running(
+    node: &mut MeshNode,
+    running: &AtomicUsize,
+    expected: usize,
+    deadline: Instant,
+    started: Instant,
+) -> anyhow::Result<Instant> {
+    let mut last_report = Instant::now();
+    loop {
+        let done = running.load(Ordering::Relaxed);
+        if done >= expected {
+            break;
+        }
+        node.instance
+            .child
+            .check_alive()
+            .with_context(|| node.instance.log_tail())?;
+        if Instant::now() > deadline {
+            eprintln!(
+                "   timed out after {:.0} s with {done} of {expected} pods Running",
+                started.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "   {:.0} s: {done} of {expected} pods Running",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Instant::now())
+}
+
+/// The latencies of the pods of one phase's Deployments (`sent`: name → create sent).
+struct PhaseFigures {
+    startup: Vec<f64>,
+    placement: Vec<f64>,
+    since_create: Vec<f64>,
+    pods_running: usize,
+    last_running: Instant,
+}
+
+impl PhaseFigures {
+    fn of(observed: &Observed, sent: &HashMap<String, Instant>, started: Instant) -> Self {
+        let mut figures = Self {
+            startup: Vec::new(),
+            placement: Vec::new(),
+            since_create: Vec::new(),
+            pods_running: 0,
+            last_running: started,
+        };
+        for pod in observed.pods.values() {
+            let Some(s) = sent.get(&pod.deployment) else {
+                continue;
+            };
+            if let Some(b) = pod.bound {
+                figures
+                    .placement
+                    .push(b.duration_since(pod.added).as_secs_f64() * 1000.0);
+            }
+            if let Some(r) = pod.running {
+                figures.pods_running += 1;
+                figures.last_running = figures.last_running.max(r);
+                figures
+                    .startup
+                    .push(r.duration_since(pod.added).as_secs_f64() * 1000.0);
+                figures
+                    .since_create
+                    .push(r.duration_since(*s).as_secs_f64() * 1000.0);
+            }
+        }
+        figures
+    }
 }
 
 #[cfg(test)]
@@ -644,16 +859,57 @@ mod tests {
     fn the_watch_counts_running_pods_and_pods_per_owner() {
         let mut o = Observed::default();
         let t = Instant::now();
-        assert!(!o.apply(event("ADDED", "a", None, "Pending"), t));
-        assert!(!o.apply(event("ADDED", "b", None, "Pending"), t));
-        assert!(!o.apply(event("MODIFIED", "a", Some("n1"), "Pending"), t));
-        assert!(o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t));
+        assert_eq!(o.apply(event("ADDED", "a", None, "Pending"), t), None);
+        assert_eq!(o.apply(event("ADDED", "b", None, "Pending"), t), None);
+        assert_eq!(
+            o.apply(event("MODIFIED", "a", Some("n1"), "Pending"), t),
+            None
+        );
+        assert_eq!(
+            o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t),
+            Some("d")
+        );
         // Running is counted once.
-        assert!(!o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t));
+        assert_eq!(
+            o.apply(event("MODIFIED", "a", Some("n1"), "Running"), t),
+            None
+        );
         assert_eq!(o.max_per_deployment["d"], 2);
         assert_eq!(o.max_per_node, 1);
-        assert!(!o.apply(event("DELETED", "b", None, "Pending"), t));
+        assert_eq!(o.apply(event("DELETED", "b", None, "Pending"), t), None);
         assert_eq!(o.live_per_deployment["d"], 1);
         assert_eq!(o.max_per_deployment["d"], 2);
+    }
+
+    #[test]
+    fn each_phase_counts_only_the_pods_of_its_own_deployments() {
+        let mut o = Observed::default();
+        let t = Instant::now();
+        let pod = |uid: &str, deployment: &str, phase: &str| -> WatchEvent {
+            serde_json::from_value(json!({
+                "type": "MODIFIED",
+                "object": {
+                    "metadata": {"uid": uid, "labels": {DEPLOY_LABEL: deployment}},
+                    "spec": {"nodeName": "n1"},
+                    "status": {"phase": phase},
+                },
+            }))
+            .unwrap()
+        };
+        o.apply(pod("s1", "startup-00001", "Running"), t);
+        o.apply(pod("s2", "startup-00001", "Pending"), t);
+        let later = t + Duration::from_millis(1500);
+        assert_eq!(
+            o.apply(pod("l1", "latency-00001", "Running"), later),
+            Some("latency-00001")
+        );
+        let saturation = HashMap::from([("startup-00001".to_string(), t)]);
+        let latency = HashMap::from([("latency-00001".to_string(), t)]);
+        let s = PhaseFigures::of(&o, &saturation, t);
+        assert_eq!((s.pods_running, s.placement.len()), (1, 2));
+        let l = PhaseFigures::of(&o, &latency, t);
+        assert_eq!(l.pods_running, 1);
+        assert_eq!(l.since_create, vec![1500.0]);
+        assert_eq!(l.last_running, later);
     }
 }
