@@ -265,6 +265,17 @@ pub struct Replica {
     sync_tx: Mutex<Option<std_mpsc::Sender<PendingSync>>>,
     pinned: Mutex<VecDeque<(u64, Instant, Arc<ReadView>)>>,
     config: ReplicaConfig,
+    /// Where local writes wait (debug log of the sync thread, once a second).
+    stats: WriteStats,
+}
+
+/// Nanoseconds local writes spent waiting for the commit lock and inside the store's
+/// commit (which waits for the journal while an fsync holds it).
+#[derive(Default)]
+struct WriteStats {
+    lock_wait_ns: std::sync::atomic::AtomicU64,
+    commit_ns: std::sync::atomic::AtomicU64,
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl Replica {
@@ -340,6 +351,7 @@ impl Replica {
             sync_tx: Mutex::new(Some(sync_tx)),
             pinned: Mutex::new(VecDeque::new()),
             config,
+            stats: WriteStats::default(),
         });
         let weak = Arc::downgrade(&replica);
         std::thread::Builder::new()
@@ -410,7 +422,12 @@ impl Replica {
         decide: impl FnOnce(Option<&[u8]>, u64) -> Result<(Mutation, T), E>,
     ) -> Result<Result<(u64, T), E>, ReplicaError> {
         let (done_rx, revision, out) = {
+            let asked = Instant::now();
             let mut rev = self.revision.lock();
+            self.stats.lock_wait_ns.fetch_add(
+                asked.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             let current = self.objects.get(key)?;
             let current_version = self.version_locked(key)?;
             let next = *rev + 1;
@@ -520,7 +537,15 @@ impl Replica {
             META_REVISION,
             event.revision.to_be_bytes().as_slice(),
         );
+        let committing = Instant::now();
         batch.commit()?;
+        self.stats.commit_ns.fetch_add(
+            committing.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.stats
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.digests.lock().replace(
             key,
             old_version.as_ref().map(|(v, d)| (v, *d)),
@@ -896,6 +921,9 @@ impl Subscription {
 
 /// Group commit: drain every queued write, fsync once, then publish and answer them all.
 fn sync_loop(replica: std::sync::Weak<Replica>, rx: std_mpsc::Receiver<PendingSync>) {
+    // Per second: fsyncs, the writes they covered and the time they took (debug log).
+    let mut window = Instant::now();
+    let (mut syncs, mut synced, mut sync_time) = (0u64, 0u64, Duration::ZERO);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -904,6 +932,7 @@ fn sync_loop(replica: std::sync::Weak<Replica>, rx: std_mpsc::Receiver<PendingSy
         let Some(replica) = replica.upgrade() else {
             return;
         };
+        let syncing = Instant::now();
         let result = if replica.config.durable {
             replica
                 .db
@@ -912,6 +941,25 @@ fn sync_loop(replica: std::sync::Weak<Replica>, rx: std_mpsc::Receiver<PendingSy
         } else {
             Ok(())
         };
+        syncs += 1;
+        synced += batch.len() as u64;
+        sync_time += syncing.elapsed();
+        if window.elapsed() >= Duration::from_secs(1) {
+            use std::sync::atomic::Ordering::Relaxed;
+            let wall = window.elapsed();
+            tracing::debug!(
+                syncs,
+                writes = synced,
+                fsync_busy = sync_time.as_secs_f64() / wall.as_secs_f64(),
+                fsync_mean_us = sync_time.as_micros() as u64 / syncs.max(1),
+                lock_wait_ms = replica.stats.lock_wait_ns.swap(0, Relaxed) / 1_000_000,
+                commit_ms = replica.stats.commit_ns.swap(0, Relaxed) / 1_000_000,
+                commits = replica.stats.commits.swap(0, Relaxed),
+                "replica group commit"
+            );
+            window = Instant::now();
+            (syncs, synced, sync_time) = (0, 0, Duration::ZERO);
+        }
         let mut events = Vec::with_capacity(batch.len());
         let mut waiters = Vec::with_capacity(batch.len());
         for pending in batch {

@@ -834,6 +834,8 @@ impl PodAgent {
     /// Syncs a batch of pods (one entry per pod) concurrently, so their status writes
     /// share the write path's group commits instead of paying one fsync each.
     async fn sync_batch(&self, pods: &ResourceInfo, batch: Vec<Value>, timers: &mut Timers) {
+        let started = Instant::now();
+        let size = batch.len();
         let results: Vec<_> = futures::stream::iter(batch)
             .map(|pod| async move {
                 let result = self.sync_pod(pods, &pod).await;
@@ -844,6 +846,13 @@ impl PodAgent {
             .await;
         for (key, result) in results {
             schedule(timers, key, result);
+        }
+        if size > 0 {
+            tracing::debug!(
+                pods = size,
+                ms = started.elapsed().as_millis() as u64,
+                "pod agent batch"
+            );
         }
     }
 

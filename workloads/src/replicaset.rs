@@ -506,6 +506,7 @@ impl ReplicaSetController {
                     SHORT
                 }
             };
+            let pass = started.elapsed();
             let (Ok(pods), Ok(rs), Ok(rc)) = (
                 self.resource(("", "v1", "pods")),
                 self.resource(Kind::ReplicaSet.resource()),
@@ -518,11 +519,18 @@ impl ReplicaSetController {
                 _ = wait_for_change(&self.service, &rs, from, wait, |_| true) => {}
                 _ = wait_for_change(&self.service, &rc, from, wait, |_| true) => {}
             }
+            let waited = started.elapsed() - pass;
             // Under churn (pod status updates from many kubelets) one pass then covers a
             // batch of changes instead of one pass per change.
             if let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) {
                 tokio::time::sleep(rest).await;
             }
+            tracing::debug!(
+                pass_ms = pass.as_millis() as u64,
+                waited_ms = waited.as_millis() as u64,
+                paced_ms = (started.elapsed() - pass - waited).as_millis() as u64,
+                "replicaset loop"
+            );
         }
     }
 
@@ -592,6 +600,7 @@ impl ReplicaSetController {
                 work.push((*kind, res.clone(), owner.clone(), pods, seen));
             }
         }
+        tracing::debug!(pods = all_pods.len(), syncs = work.len(), "replicaset pass");
         // Controllers are independent: synced together, their writes share group commits.
         let pods_res = &pods_res;
         let results: Vec<(bool, Option<SettledSync>)> = futures::stream::iter(work)

@@ -69,7 +69,11 @@ impl MeshNode {
             .arg("--p2p-listen")
             .arg("/ip4/127.0.0.1/tcp/0")
             .args(extra)
-            .env("BEEMESH_LOG", "warn");
+            // `BEEMESH_BENCH_NODE_LOG` (a `BEEMESH_LOG` filter) to see a node's debug lines.
+            .env(
+                "BEEMESH_LOG",
+                std::env::var("BEEMESH_BENCH_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            );
         if let Some(via) = &join {
             cmd.arg("--join")
                 .arg(via.p2p)

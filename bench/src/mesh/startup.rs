@@ -647,6 +647,13 @@ async fn run_one(
     let _ = stop_tx.send(true);
     let observed = reader.await.context("the watch reader")?;
     let memory = node.instance.child.memory()?;
+    // `BEEMESH_BENCH_KEEP_LOG=<dir>`: the node's log outlives its temporary directory.
+    if let Ok(dir) = std::env::var("BEEMESH_BENCH_KEEP_LOG") {
+        let to = PathBuf::from(dir).join(format!("pod-startup-{n}-nodes.log"));
+        if let Err(e) = std::fs::copy(node.instance.log_path(), &to) {
+            eprintln!("   keeping the node log as {}: {e}", to.display());
+        }
+    }
     drop(node);
 
     let saturation = PhaseFigures::of(&observed, &sent, started);

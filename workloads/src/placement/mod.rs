@@ -605,6 +605,19 @@ pub struct PlacementController {
     /// Each stored pod that wants placement, parsed once per stored version (bound pods,
     /// nearly all of them, are told from their bytes and hold nothing).
     unbound: ParsedCache<Option<Value>>,
+    /// Where the current pass's time went (debug log per pass).
+    timing: PassTiming,
+}
+
+/// Time a placement pass spent in each stage, and what it did.
+#[derive(Default)]
+struct PassTiming {
+    tendered: usize,
+    awarded: usize,
+    /// Gathering bids and deciding (`prepare` + `decide`).
+    deciding: Duration,
+    /// Waiting for bindings and their events to be written.
+    binding: Duration,
 }
 
 impl PlacementController {
@@ -619,6 +632,7 @@ impl PlacementController {
             bids,
             backoff: HashMap::new(),
             unbound: ParsedCache::default(),
+            timing: PassTiming::default(),
         }
     }
 
@@ -628,6 +642,8 @@ impl PlacementController {
 
     /// One pass over the unbound pods; returns the soonest backoff end, if any.
     pub async fn pass(&mut self) -> Result<Option<Instant>, ApiError> {
+        let started = Instant::now();
+        self.timing = PassTiming::default();
         let pods = self.resource("pods")?;
         let listed = self.unbound.refresh(&self.service, &pods, |raw| {
             if raw_is_bound(raw) {
@@ -672,9 +688,23 @@ impl PlacementController {
         }
         self.tender_batch(&pods, &mut round, batch, &mut awards, &mut soonest)
             .await?;
+        let binding = Instant::now();
         self.bind_all(&pods, awards).await;
+        self.timing.binding += binding.elapsed();
         let seen: HashSet<String> = seen.into_iter().collect();
         self.backoff.retain(|uid, _| seen.contains(uid));
+        let t = &self.timing;
+        if t.tendered > 0 {
+            tracing::debug!(
+                listed = listed.len(),
+                tendered = t.tendered,
+                awarded = t.awarded,
+                deciding_ms = t.deciding.as_millis() as u64,
+                binding_ms = t.binding.as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
+                "placement pass"
+            );
+        }
         Ok(soonest)
     }
 
@@ -691,6 +721,9 @@ impl PlacementController {
         if batch.is_empty() {
             return Ok(());
         }
+        let deciding = Instant::now();
+        let mut binding = Duration::ZERO;
+        self.timing.tendered += batch.len();
         let round = match round {
             Some(r) => r,
             None => round.insert(self.bids.round()?),
@@ -710,9 +743,12 @@ impl PlacementController {
                 Ok(Some(award)) => {
                     self.backoff.remove(&uid);
                     awards.push(award);
+                    self.timing.awarded += 1;
                     // A long backlog is bound as it is decided, not only at the end.
                     if awards.len() >= BINDINGS_PER_FLUSH {
+                        let flush = Instant::now();
                         self.bind_all(pods, std::mem::take(awards)).await;
+                        binding += flush.elapsed();
                     }
                 }
                 Ok(None) => {
@@ -729,6 +765,8 @@ impl PlacementController {
                 }
             }
         }
+        self.timing.binding += binding;
+        self.timing.deciding += deciding.elapsed().saturating_sub(binding);
         Ok(())
     }
 
