@@ -17,16 +17,9 @@ pub(crate) async fn wait_for_change(
     wait: Duration,
     relevant: impl Fn(&[u8]) -> bool,
 ) {
-    let mut source = match service.store.watch(res, None, Some(from)) {
-        Ok(source) => source,
-        // The history already moved past `from` (a long pass under many writes): changes
-        // were missed, so a fresh pass is due now, not after `wait` (at 1,000 simulated
-        // nodes this slept placement and the ReplicaSet controller 10 s mid-burst).
-        Err(e) if e.code() == 410 => return,
-        Err(_) => {
-            tokio::time::sleep(wait).await;
-            return;
-        }
+    let Ok(mut source) = service.store.watch(res, None, Some(from)) else {
+        tokio::time::sleep(wait).await;
+        return;
     };
     let prefix = source.prefix.clone();
     let deadline = tokio::time::sleep(wait);
