@@ -168,6 +168,9 @@ pub struct LatencyPhase {
     pub since_deployment_create: Option<Summary>,
     /// CDF of `startup` (ms, fraction), at most 200 points.
     pub startup_cdf: Vec<(f64, f64)>,
+    /// Per latency pod, in creation order: (s from the first latency create sent to its
+    /// ADDED event, startup ms) — where in the phase the slow ones were.
+    pub startup_by_creation: Vec<(f64, f64)>,
 }
 
 #[derive(Deserialize)]
@@ -689,6 +692,15 @@ async fn run_one(
                 .as_secs_f64(),
             wall_seconds: end.duration_since(latency_started).as_secs_f64(),
             startup_cdf: cdf_points(&figures.startup, 200),
+            startup_by_creation: {
+                let mut by = figures
+                    .by_creation
+                    .iter()
+                    .map(|(added, ms)| (added.duration_since(latency_started).as_secs_f64(), *ms))
+                    .collect::<Vec<_>>();
+                by.sort_by(|a, b| a.0.total_cmp(&b.0));
+                by
+            },
             startup: Summary::of(&mut figures.startup),
             placement: Summary::of(&mut figures.placement),
             since_deployment_create: Summary::of(&mut figures.since_create),
@@ -809,6 +821,8 @@ struct PhaseFigures {
     startup: Vec<f64>,
     placement: Vec<f64>,
     since_create: Vec<f64>,
+    /// (ADDED seen, startup ms) of each pod that ran.
+    by_creation: Vec<(Instant, f64)>,
     pods_running: usize,
     last_running: Instant,
 }
@@ -819,6 +833,7 @@ impl PhaseFigures {
             startup: Vec::new(),
             placement: Vec::new(),
             since_create: Vec::new(),
+            by_creation: Vec::new(),
             pods_running: 0,
             last_running: started,
         };
@@ -834,9 +849,9 @@ impl PhaseFigures {
             if let Some(r) = pod.running {
                 figures.pods_running += 1;
                 figures.last_running = figures.last_running.max(r);
-                figures
-                    .startup
-                    .push(r.duration_since(pod.added).as_secs_f64() * 1000.0);
+                let ms = r.duration_since(pod.added).as_secs_f64() * 1000.0;
+                figures.startup.push(ms);
+                figures.by_creation.push((pod.added, ms));
                 figures
                     .since_create
                     .push(r.duration_since(*s).as_secs_f64() * 1000.0);
@@ -917,6 +932,7 @@ mod tests {
         let l = PhaseFigures::of(&o, &latency, t);
         assert_eq!(l.pods_running, 1);
         assert_eq!(l.since_create, vec![1500.0]);
+        assert_eq!(l.by_creation, vec![(later, 0.0)]);
         assert_eq!(l.last_running, later);
     }
 }
