@@ -1,7 +1,7 @@
 //! kubectl 1.27, 1.31, 1.32 and 1.33 against a live node: every case runs once per version
 //! (`case::kubectl_1_NN`) on a fresh node and asserts on what kubectl prints.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use beemesh_conformance::{Ctx, Kubectl, Output, eventually, has, kubectl_cases, skip};
@@ -175,6 +175,20 @@ fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
     full.extend_from_slice(args);
     full.push(&flag);
     k.run(&full).ok().stdout
+}
+
+/// Waits (up to 10 s) until the object's resourceVersion holds still for 500 ms.
+fn settled(k: &Kubectl, args: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = jsonpath(k, args, "{.metadata.resourceVersion}");
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = jsonpath(k, args, "{.metadata.resourceVersion}");
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// Lines of `-o name` output.
@@ -2520,6 +2534,9 @@ fn patch_json(ctx: &Ctx) {
 fn patch_status_subresource(ctx: &Ctx) {
     let k = &ctx.kubectl;
     k.apply(&deployment("web", "nginx:1.27"));
+    // The Deployment controller writes status while it settles; a write between kubectl's
+    // read and its patch would turn "(no change)" into "patched".
+    settled(k, &["deploy", "web"]);
     k.run(&[
         "patch",
         "deployment",

@@ -1239,7 +1239,20 @@ impl DeploymentController {
         if d.get("status") == Some(&st) {
             return Ok(());
         }
-        self.update_status(d, move |s| *s = st.clone()).await
+        // `collisionCount` is the one field not derived from what this pass saw: the stored
+        // one wins over this pass's (possibly older) copy, so a concurrent write to it
+        // (the controller's own bump, a client's patch) is not undone.
+        self.update_status(d, move |s| {
+            let current = s.get("collisionCount").cloned();
+            *s = st.clone();
+            if let Some(m) = s.as_object_mut() {
+                match current {
+                    Some(cc) => m.insert("collisionCount".into(), cc),
+                    None => m.remove("collisionCount"),
+                };
+            }
+        })
+        .await
     }
 
     async fn update_status(&self, d: &Value, f: impl Fn(&mut Value)) -> Result<(), ApiError> {
