@@ -177,15 +177,16 @@ fn jsonpath(k: &Kubectl, args: &[&str], path: &str) -> String {
     k.run(&full).ok().stdout
 }
 
-/// Waits (up to 10 s) until the object's resourceVersion holds still for 500 ms.
-fn settled(k: &Kubectl, args: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits (at most `bound`) until the object's resourceVersion holds still for `quiet`,
+/// and returns it: controllers write status while they settle.
+fn settled(k: &Kubectl, args: &[&str], quiet: Duration, bound: Duration) -> String {
+    let deadline = Instant::now() + bound;
     let mut last = jsonpath(k, args, "{.metadata.resourceVersion}");
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
+    loop {
+        std::thread::sleep(quiet);
         let now = jsonpath(k, args, "{.metadata.resourceVersion}");
-        if now == last {
-            return;
+        if now == last || Instant::now() > deadline {
+            return now;
         }
         last = now;
     }
@@ -1601,16 +1602,12 @@ fn apply_server_side_diff_and_managed_fields(ctx: &Ctx) {
     k.run_stdin(&["apply", "--server-side", "-f", "-"], &d).ok();
     // The controllers write the Deployment's status as its pods are created and placed:
     // wait until that settles, so a moved resourceVersion below is the apply's doing.
-    let mut rv = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
-    let settle_by = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        std::thread::sleep(Duration::from_millis(1500));
-        let now = jsonpath(k, &["deploy", "ssa-diff"], "{.metadata.resourceVersion}");
-        if now == rv || std::time::Instant::now() > settle_by {
-            break;
-        }
-        rv = now;
-    }
+    let rv = settled(
+        k,
+        &["deploy", "ssa-diff"],
+        Duration::from_millis(1500),
+        Duration::from_secs(20),
+    );
     let out = k.run_stdin(&["diff", "--server-side", "-f", "-"], &d).ok();
     assert!(out.stdout.trim().is_empty(), "diff after apply: {out}");
     // Applying the same manifest again changes nothing.
@@ -2536,7 +2533,12 @@ fn patch_status_subresource(ctx: &Ctx) {
     k.apply(&deployment("web", "nginx:1.27"));
     // The Deployment controller writes status while it settles; a write between kubectl's
     // read and its patch would turn "(no change)" into "patched".
-    settled(k, &["deploy", "web"]);
+    settled(
+        k,
+        &["deploy", "web"],
+        Duration::from_millis(500),
+        Duration::from_secs(10),
+    );
     k.run(&[
         "patch",
         "deployment",
